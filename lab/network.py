@@ -1,0 +1,400 @@
+"""Network lifecycle: build a Mininet network, tune its hosts, and remove exactly what it created.
+
+`LabNetwork` is a context manager. Inside `with`, hosts run, links can be shaped or cut; on leaving
+(normally, on an exception, SIGINT or SIGTERM) everything the run created is removed, by its run
+record, and the machine's sysctls are checked unchanged. This is the only module that creates or
+deletes kernel objects (namespaces via host shells, links, bridges, qdiscs).
+
+Mininet is used with three guards:
+- `fixLimits()` is not run: it rewrites root-namespace sysctls (tcp_rmem, rmem_max, ...) and never
+  restores them, and new namespaces copy tcp_rmem/tcp_wmem from the root. Hosts are set to the kernel's
+  own defaults (hosts.KERNEL_DEFAULTS) unless asked otherwise.
+- Switch names carry the run id (`tq7a` + `s1`): Mininet deletes any existing bridge or interface with
+  the name it is about to use, so two runs at once must never share one. The topology's own name (`s1`)
+  still finds the switch: `net["s1"]`.
+- Cleanup never goes by process name: it kills the PIDs its record names (checked by start time) and
+  the processes inside the namespaces those hosts own.
+"""
+import os
+import resource
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from shutil import which
+
+from . import hosts as hostcfg
+from . import topology
+from .errors import EnvironmentProblem, LabError
+from .runrecord import RunRecord, all_records, same_process
+
+# Command -> Debian package, checked before anything is built.
+REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
+                     "brctl": "bridge-utils", "sysctl": "procps", "ifconfig": "net-tools"}
+SWITCH_KINDS = ("bridge", "ovs", "ovs-user")
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so that `with LabNetwork(...)` cleans up as on Ctrl-C."""
+
+
+@dataclass
+class NetworkSpec:
+    """What to build: a topology (shipped name or file), its parameters, the switch and host settings."""
+
+    topology: str = "single"
+    topology_file: str = None
+    args: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    switch: str = "bridge"
+    controller_port: int = None            # set -> OVS userspace datapath + remote OpenFlow controller
+    host_sysctls: dict = field(default_factory=dict)   # host name or "*" -> {key: value}
+
+
+def check_environment(spec):
+    """Raise EnvironmentProblem naming what is missing and which package provides it."""
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("tcplab builds networks with namespaces and bridges: run it as root (sudo)")
+    missing = [f"{cmd} (apt install {pkg})" for cmd, pkg in REQUIRED_COMMANDS.items() if not which(cmd)]
+    if spec.switch != "bridge" or spec.controller_port:
+        if not which("ovs-vsctl"):
+            missing.append("ovs-vsctl (apt install openvswitch-switch)")
+        if spec.controller_port and not which("ethtool"):
+            missing.append("ethtool (apt install ethtool)")
+    if missing:
+        raise EnvironmentProblem("missing commands: " + ", ".join(missing))
+    if spec.switch not in SWITCH_KINDS:
+        raise LabError(f"switch {spec.switch!r}: expected one of {', '.join(SWITCH_KINDS)}")
+    if spec.switch == "ovs" and not ovs_kernel_module():
+        raise EnvironmentProblem("switch 'ovs' needs the openvswitch kernel module, absent here; "
+                                 "use switch 'bridge' (the default), or an OpenFlow controller (userspace datapath)")
+
+
+def ovs_kernel_module():
+    return Path("/sys/module/openvswitch").exists()
+
+
+_netem = None
+
+
+def netem_available():
+    """Whether this kernel has the netem qdisc (delay, loss). Tried in a throwaway namespace."""
+    global _netem
+    if _netem is None:
+        try:
+            proc = subprocess.run(["unshare", "-n", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+                                  capture_output=True, text=True, timeout=10)
+            _netem = proc.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _netem = False
+    return _netem
+
+
+def _mininet_classes():
+    # Imported late: the pure modules and `tcplab --help` must work without Mininet.
+    from mininet.link import TCLink
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import OVSBridge, OVSSwitch, RemoteController
+    from mininet.nodelib import LinuxBridge
+    from mininet.util import ensureRoot
+
+    class LabMininet(Mininet):
+        """Mininet that records what it creates in a run record and leaves root sysctls alone."""
+
+        @classmethod
+        def init(cls):
+            if cls.inited:
+                return
+            ensureRoot()
+            # Instead of fixLimits(): raise only this process's open-file limit (200 hosts need ptys).
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+            cls.inited = True
+
+        def __init__(self, record, **kwargs):
+            self.record = record
+            super().__init__(**kwargs)
+
+        def addSwitch(self, name, cls=None, **params):  # noqa: N802 (Mininet's API)
+            kernel_name = self.record.run_id + name
+            digits = "".join(ch for ch in name if ch.isdigit()) or "1"
+            params.setdefault("dpid", f"{int(digits):016x}")
+            switch = super().addSwitch(kernel_name, cls, **params)
+            self.nameToNode[name] = switch
+            switch.topo_name = name
+            self.record.add_process(switch.pid, f"switch {name}")
+            return switch
+
+        def addHost(self, name, cls=None, **params):  # noqa: N802
+            host = super().addHost(name, cls, **params)
+            self.record.add_process(host.pid, f"host {name}")
+            return host
+
+    return dict(Mininet=LabMininet, TCLink=TCLink, LinuxBridge=LinuxBridge, OVSBridge=OVSBridge,
+                OVSSwitch=OVSSwitch, RemoteController=RemoteController, setLogLevel=setLogLevel)
+
+
+class LabNetwork:
+    """A running lab network. Use as `with LabNetwork(spec) as net:`; `net.host("h1")` gives a host."""
+
+    def __init__(self, spec=None, purpose="", log_level="warning"):
+        self.spec = spec or NetworkSpec()
+        self.purpose = purpose
+        self.log_level = log_level
+        self.record = None
+        self.net = None
+        self.effective_sysctls = {}
+        self.machine_before = {}
+        self._old_sigterm = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        spec = self.spec
+        check_environment(spec)
+        topo = topology.build(spec.topology, spec.topology_file, spec.args, spec.params)
+        self._check_host_sysctls(topo)
+        cleanup_dead_runs()
+        mn = _mininet_classes()
+        mn["setLogLevel"](self.log_level)
+        self.record = RunRecord.create(self.purpose or spec.topology)
+        self.machine_before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+        self.record.machine_sysctls = self.machine_before
+        self.record.switches = [self.record.run_id + s for s in topo.switches()]
+        if spec.controller_port:
+            self.record.ovs_bridges = list(self.record.switches)
+        self.record.save()
+        self._trap_sigterm()
+        try:
+            self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
+                                     switch=self._switch_class(mn), link=mn["TCLink"],
+                                     autoSetMacs=True, waitConnected=False)
+            self.net.topo = topo
+            if spec.controller_port:
+                self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
+                                       port=spec.controller_port)
+            self.net.build()
+            self.record.root_interfaces = sorted(
+                intf for sw in self.net.switches for intf in sw.intfNames() if intf != "lo")
+            self.record.save()
+            self.net.start()
+            if spec.controller_port:
+                self._offload_off()
+            self._tune_hosts()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stop everything this run started and verify the machine is as it was. Safe to call twice."""
+        if self.record is None:
+            return
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            if self.net is not None:
+                try:
+                    self.net.stop()
+                except Exception:  # noqa: BLE001 (the record-based removal below still runs)
+                    pass
+            remove_run(self.record)
+        finally:
+            self.net = None
+            self.record = None
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
+            self._restore_sigterm()
+
+    # -- what scenarios and the CLI use -----------------------------------------------------
+    @property
+    def run_id(self):
+        return self.record.run_id if self.record else None
+
+    def host(self, name):
+        try:
+            node = self.net[name]
+        except KeyError:
+            raise LabError(f"no host {name!r} (hosts: {', '.join(self.host_names())})") from None
+        return node
+
+    def host_names(self):
+        return [h.name for h in self.net.hosts]
+
+    def start_process(self, host_name, argv, **popen_kwargs):
+        """Start ARGV inside a host, in its own session (Ctrl-C reaches the lab, not the guest)."""
+        host = self.host(host_name)
+        proc = subprocess.Popen(["mnexec", "-da", str(host.pid), *argv], **popen_kwargs)
+        self.record.add_process(proc.pid, f"process on {host_name}: {argv[0]}")
+        return proc
+
+    def set_sysctls(self, host_name, settings):
+        host = self.host(host_name)
+        hostcfg.set_host_sysctls(host, settings)
+        self.effective_sysctls[host_name] = hostcfg.read_host_sysctls(host)
+
+    def link_interfaces(self, a, b):
+        """The two interfaces joining nodes A and B (topology names)."""
+        na, nb = self.net[a], self.net[b]
+        links = self.net.linksBetween(na, nb)
+        if not links:
+            raise LabError(f"no link between {a} and {b}")
+        return links[0].intf1, links[0].intf2
+
+    def set_link(self, a, b, up):
+        for intf in self.link_interfaces(a, b):
+            _check(intf.node.cmd(f"ip link set dev {intf.name} {'up' if up else 'down'}"), intf)
+
+    def set_rate(self, a, b, mbit):
+        """Shape both directions of the A-B link to MBIT Mbit/s with htb (replacing what was there)."""
+        for intf in self.link_interfaces(a, b):
+            node = intf.node
+            out = node.cmd(f"tc qdisc replace dev {intf.name} root handle 5: htb default 1 && "
+                           f"tc class replace dev {intf.name} parent 5: classid 5:1 htb rate {mbit}mbit burst 15k")
+            _check(out, intf)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _switch_class(self, mn):
+        from functools import partial
+        if self.spec.controller_port:
+            return partial(mn["OVSSwitch"], datapath="user", protocols="OpenFlow13", failMode="secure")
+        if self.spec.switch in ("ovs", "ovs-user"):
+            datapath = "user" if self.spec.switch == "ovs-user" else "kernel"
+            if datapath == "user":
+                self.record.ovs_bridges = list(self.record.switches)
+            return partial(mn["OVSBridge"], datapath=datapath)
+        return mn["LinuxBridge"]
+
+    def _check_host_sysctls(self, topo):
+        names = set(topo.hosts())
+        for host, settings in self.spec.host_sysctls.items():
+            if host != "*" and host not in names:
+                raise LabError(f"sysctls for unknown host {host!r} (hosts: {', '.join(sorted(names))})")
+            for key in settings:
+                hostcfg.check_per_host(key)
+
+    def _tune_hosts(self):
+        wanted = self.spec.host_sysctls
+        for host in self.net.hosts:
+            settings = dict(hostcfg.KERNEL_DEFAULTS)
+            settings.update(wanted.get("*", {}))
+            settings.update(wanted.get(host.name, {}))
+            hostcfg.set_host_sysctls(host, settings)
+            self.effective_sysctls[host.name] = hostcfg.read_host_sysctls(host)
+
+    def _offload_off(self):
+        # Over the OVS userspace datapath, TCP fails with TX checksum offload on (ping works): verified.
+        for host in self.net.hosts:
+            for intf in host.intfList():
+                if intf.name != "lo":
+                    hostcfg.host_run(host, ["ethtool", "-K", intf.name, "tx", "off"])
+
+    def _trap_sigterm(self):
+        if _main_thread():
+            def on_term(signum, frame):
+                raise Terminated("SIGTERM")
+            self._old_sigterm = signal.signal(signal.SIGTERM, on_term)
+
+    def _restore_sigterm(self):
+        if self._old_sigterm is not None and _main_thread():
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()
+
+
+def _check(output, intf):
+    if output.strip():
+        raise LabError(f"{intf.node.name}: {intf.name}: {output.strip()}")
+
+
+# -- removal by record -------------------------------------------------------------------------
+def _netns_inode(pid):
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _pids_in_netns(inode):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _netns_inode(entry) == inode:
+            pids.append(int(entry))
+    return pids
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _link_exists(name):
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+def remove_run(record):
+    """Remove everything RECORD names that still exists; restore the machine's sysctls; drop the record."""
+    root_inode = _netns_inode(1)
+    live = {int(pid): info for pid, info in record.processes.items() if same_process(int(pid), info["start"])}
+    for pid, info in live.items():
+        inode = _netns_inode(pid)
+        # A host owns its namespace: everything inside it is the run's (guests, shells' children).
+        if info["role"].startswith("host") and inode and inode != root_inode:
+            for other in _pids_in_netns(inode):
+                _kill(other)
+        _kill(pid)
+    for pid in live:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    if record.ovs_bridges and which("ovs-vsctl"):
+        for bridge in record.ovs_bridges:
+            subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", bridge],
+                           capture_output=True, timeout=15)
+    for name in record.root_interfaces + record.switches:
+        if _link_exists(name):
+            subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=10)
+    restore_machine_sysctls(record.machine_sysctls)
+    record.remove()
+
+
+def restore_machine_sysctls(before):
+    """Write back any guarded root-namespace sysctl that differs from BEFORE; return what was changed."""
+    now = hostcfg.read_machine_sysctls(before)
+    changed = {k: (now[k], v) for k, v in before.items() if k in now and now[k] != v}
+    for key, (_, value) in changed.items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    return changed
+
+
+def leftovers(record):
+    """What of RECORD still exists (for tests and `tcplab cleanup --check`): a list of descriptions."""
+    found = [f"process {pid} ({info['role']})" for pid, info in record.processes.items()
+             if same_process(int(pid), info["start"])]
+    found += [f"interface {n}" for n in record.root_interfaces + record.switches if _link_exists(n)]
+    return found
+
+
+def cleanup_dead_runs():
+    """Remove what runs whose lab process is gone (SIGKILL, crash) left behind; return their ids."""
+    removed = []
+    for record in all_records():
+        if not record.owner_alive():
+            remove_run(record)
+            removed.append(record.run_id)
+    return removed

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# tcplab installer: the one set-up step for a fresh Debian 12 / Ubuntu 22.04 / 24.04 machine.
+# Used by the README, .ci/run and the Vagrantfile. Idempotent: a second run changes nothing.
+#
+#   sudo scripts/install.sh          # apt packages, OVS daemons, venv in .venv, `tcplab` on PATH
+#
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv="$here/.venv"
+say() { printf 'tcplab-install: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tcplab-install: run as root (sudo $0): it installs apt packages and starts Open vSwitch" >&2
+    exit 2
+fi
+
+# Packages: Mininet comes from the distribution, built for /usr/bin/python3 (with mnexec).
+pkgs=(mininet openvswitch-switch bridge-utils iproute2 ethtool tcpdump iperf3 iptables
+      iputils-ping net-tools procps kmod python3 python3-venv python3-pip python3-yaml)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    say "apt packages already installed"
+fi
+
+# Open vSwitch daemons. Without systemd (containers, CI) start them with ovs-ctl; it works
+# without the kernel module (the userspace datapath is then used for OpenFlow scenarios).
+if ! timeout 5 ovs-vsctl --timeout=3 show >/dev/null 2>&1; then
+    say "starting Open vSwitch daemons"
+    if [ -d /run/systemd/system ]; then
+        systemctl start openvswitch-switch || true
+    fi
+    if ! timeout 5 ovs-vsctl --timeout=3 show >/dev/null 2>&1; then
+        /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null 2>&1 || \
+            /usr/share/openvswitch/scripts/ovs-ctl start >/dev/null
+    fi
+else
+    say "Open vSwitch daemons already running"
+fi
+
+# A venv on the system Python, which sees Debian's Mininet: `python3` on PATH may be another one.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import mininet.net' 2>/dev/null; then
+    say "creating $venv on /usr/bin/python3"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+# Reinstall only when the package metadata changed since the last install.
+stamp="$venv/.tcplab-installed"
+want=$(cat "$here/setup.cfg" "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing tcplab into the venv (with test extras)"
+    "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel >/dev/null
+    "$venv/bin/python" -m pip install -q -e "$here[test]"
+    echo "$want" > "$stamp"
+else
+    say "tcplab already installed in $venv"
+fi
+
+# `tcplab` on root's PATH.
+ln -sfn "$venv/bin/tcplab" /usr/local/bin/tcplab
+say "done: try 'tcplab doctor'"

@@ -1,0 +1,16 @@
+"""pair: two hosts on a direct link, no switch in between.
+
+    h1 ────── h2
+
+Addresses: h1 10.0.0.1, h2 10.0.0.2. Also: mn --custom topologies/pair.py --topo pair
+"""
+from mininet.topo import Topo
+
+
+class PairTopo(Topo):
+    def build(self, bw=None):
+        h1, h2 = self.addHost("h1"), self.addHost("h2")
+        self.addLink(h1, h2, **({"bw": bw} if bw else {}))
+
+
+topos = {"pair": PairTopo}
