@@ -1,2 +1,172 @@
-def main(argv=None):
+"""tcplab's command line: one subcommand per verb; the only place that prints errors and sets exit codes.
+
+Exit status: 0 everything passed, 1 an expectation failed, 2 bad input or environment.
+"""
+import argparse
+import sys
+import time
+
+from . import __version__
+from .errors import LabError
+from .network import Terminated
+
+DESCRIPTION = """\
+tcplab builds small networks of Linux hosts (network namespaces, veth links, bridges) and runs
+real TCP servers and clients in them, then shows what the kernel did: the queues of each socket
+and the netstat counters of each host (ListenOverflows, TCPToZeroWindowAdv, TCPWinProbe...).
+
+First steps (as root):
+  tcplab doctor                 can this machine run the lab?
+  tcplab demo                   two hosts, one TCP transfer, per-host counter changes
+  tcplab cli                    a Mininet prompt on h1 and h2, with counters/sockets/sysctl
+  tcplab list                   the scenarios, one per TCP socket behaviour
+  tcplab run zero-window        run one and check it against the kernel's counters
+  tcplab run all                run every scenario (the main job)
+"""
+
+
+def cmd_doctor(args):
+    from .doctor import can_run, run_checks
+    checks = run_checks()
+    for c in checks:
+        print(f"{c.status:<5} {c.name:<13} {c.detail}")
+        if c.fix and c.status != "OK":
+            print(f"      {'':<13} fix: {c.fix}")
+    ok = can_run(checks)
+    print("\nThe lab can run here." if ok else "\nThe lab cannot run here until the FAIL lines are fixed.")
+    return 0 if ok else 2
+
+
+def cmd_cleanup(args):
+    from .network import cleanup_dead_runs, leftovers
+    from .runrecord import all_records
+    if args.check:
+        found = []
+        for record in all_records():
+            state = "running" if record.owner_alive() else "dead"
+            items = leftovers(record)
+            found.append(record)
+            print(f"{record.run_id} ({state}, {record.purpose}): {', '.join(items) or 'nothing left'}")
+        if not found:
+            print("no run records: nothing to clean")
+        return 0
+    removed = cleanup_dead_runs()
+    print(f"removed what {len(removed)} dead run(s) left: {', '.join(removed)}" if removed
+          else "nothing to clean: no dead run left state behind (live runs are left alone)")
     return 0
+
+
+def _network_spec(args):
+    from . import topology
+    from .network import NetworkSpec
+    name, file, pos, kw = topology.parse_ref(args.topology)
+    if args.hosts is not None:
+        pos = [args.hosts] + pos[1:]
+    return NetworkSpec(topology=name, topology_file=file, args=pos, params=kw, switch=args.switch)
+
+
+def cmd_cli(args):
+    from .console import LabConsole
+    from .network import LabNetwork
+    spec = _network_spec(args)
+    started = time.monotonic()
+    with LabNetwork(spec, purpose=f"cli {args.topology}") as lab:
+        hosts = ", ".join(f"{h} {lab.host(h).IP()}" for h in lab.host_names())
+        print(f"tcplab: {spec.topology} is up in {time.monotonic() - started:.1f} s (run {lab.run_id}): {hosts}")
+        print("tcplab: lab commands: counters HOST, sockets HOST, sysctl HOST [KEY[=VALUE]], sockconsole HOST; "
+              "`help` lists all; `exit` removes the network")
+        lab.set_log_level("output")
+        LabConsole(lab)
+    print("tcplab: network removed")
+    return 0
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+    return run_demo(print)
+
+
+def cmd_list(args):
+    from .library import list_scenarios
+    for s in list_scenarios():
+        print(f"{s.name:<20} {s.title}")
+    return 0
+
+
+def cmd_show(args):
+    from .library import load_scenario
+    from .scenario import describe
+    print(describe(load_scenario(args.scenario)))
+    return 0
+
+
+def cmd_run(args):
+    from .runner import run_command
+    return run_command(args)
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="tcplab", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"tcplab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("doctor", help="check that this machine can run the lab (OK/WARN/FAIL, with fixes)")
+    s.set_defaults(run=cmd_doctor)
+
+    s = sub.add_parser("demo", help="two hosts, one TCP transfer, and each host's counter changes")
+    s.set_defaults(run=cmd_demo)
+
+    s = sub.add_parser("cli", help="a Mininet prompt with counters, sockets, sysctl and the socket console",
+                       description="Open a network and Mininet's CLI on it. Topology: a shipped name (single, "
+                       "pair, dumbbell, star), NAME,ARG,... as with `mn --topo`, or FILE.py[:NAME].",
+                       epilog="Example: tcplab cli star --hosts 8   then: counters server, sockets server")
+    s.add_argument("topology", nargs="?", default="single", help="default: single (h1 10.0.0.1, h2 10.0.0.2)")
+    s.add_argument("--hosts", type=int, help="number of hosts (single) or clients (star, dumbbell)")
+    s.add_argument("--switch", choices=("bridge", "ovs", "ovs-user"), default="bridge",
+                   help="bridge: Linux bridge (default, kernel speed); ovs: OVS kernel datapath; ovs-user: OVS userspace")
+    s.set_defaults(run=cmd_cli)
+
+    s = sub.add_parser("cleanup", help="remove what runs that died (SIGKILL, crash) left behind; never anything else")
+    s.add_argument("--check", action="store_true", help="only list run records and what each left")
+    s.set_defaults(run=cmd_cleanup)
+
+    s = sub.add_parser("list", help="the scenarios, one per line, name first")
+    s.set_defaults(run=cmd_list)
+
+    s = sub.add_parser("show", help="what a scenario teaches and what it will run")
+    s.add_argument("scenario", help="a scenario name (tcplab list) or a YAML file")
+    s.set_defaults(run=cmd_show)
+
+    s = sub.add_parser("run", help="run scenarios and check them against each host's counters",
+                       description="Run scenarios. Exit 0: all passed; 1: an expectation failed; 2: bad input or "
+                       "environment. Each scenario writes results.json, junit.xml and report.html under --out.")
+    s.add_argument("scenarios", nargs="+", metavar="NAME|FILE|all")
+    s.add_argument("--out", default="results", help="directory for results (default: ./results)")
+    s.add_argument("--repeat", type=int, default=1, help="run each scenario N times")
+    s.add_argument("--quiet", action="store_true", help="only the summary")
+    s.set_defaults(run=cmd_run)
+    return p
+
+
+def main(argv=None):
+    p = parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "run", None):
+        p.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except LabError as e:
+        print(f"tcplab: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tcplab: interrupted; the network was removed", file=sys.stderr)
+        return 130
+    except Terminated as e:
+        print(f"tcplab: stopped by {e}; the network was removed", file=sys.stderr)
+        return 143
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,3 +89,48 @@ def read_host_counters(pid):
         except FileNotFoundError:  # snmp6 is absent when IPv6 is disabled
             continue
     return parse_all(texts)
+
+
+# One line on what a counter means, for the console and the reports (names as the kernel prints them).
+MEANINGS = {
+    "Tcp.ActiveOpens": "connections this host opened (connect(): SYN sent)",
+    "Tcp.PassiveOpens": "connections this host accepted at the handshake (SYN received on a listener)",
+    "Tcp.AttemptFails": "connection attempts that failed (SYN_SENT/SYN_RECV -> CLOSED)",
+    "Tcp.EstabResets": "established connections reset",
+    "Tcp.CurrEstab": "connections established now (a gauge, not a counter)",
+    "Tcp.InSegs": "TCP segments received",
+    "Tcp.OutSegs": "TCP segments sent",
+    "Tcp.RetransSegs": "TCP segments retransmitted",
+    "Tcp.OutRsts": "RST segments sent",
+    "Tcp.InErrs": "TCP segments received with errors",
+    "TcpExt.ListenOverflows": "a SYN or handshake ACK dropped because the accept queue was full",
+    "TcpExt.ListenDrops": "any drop at a listener (includes ListenOverflows)",
+    "TcpExt.TCPToZeroWindowAdv": "this host advertised a zero receive window (its receive buffer was full)",
+    "TcpExt.TCPFromZeroWindowAdv": "this host re-opened its receive window after a zero window",
+    "TcpExt.TCPWantZeroWindowAdv": "this host wanted to shrink its window below what it could advertise",
+    "TcpExt.TCPWinProbe": "zero-window probes sent: the peer's window was zero",
+    "TcpExt.TCPSynRetrans": "SYNs (and SYN-ACKs) retransmitted",
+    "TcpExt.TCPTimeouts": "retransmission timer expirations",
+    "TcpExt.SyncookiesSent": "SYN cookies sent: the SYN queue was full and syncookies were on",
+    "TcpExt.SyncookiesRecv": "valid SYN-cookie ACKs received",
+    "TcpExt.SyncookiesFailed": "ACKs with an invalid SYN cookie",
+    "TcpExt.TCPReqQFullDrop": "SYNs dropped because the SYN queue was full (syncookies off)",
+    "TcpExt.TCPReqQFullDoCookies": "SYN cookies used because the SYN queue was full",
+    "TcpExt.TCPAbortOnData": "connections reset because data arrived after close",
+    "TcpExt.TCPAbortOnClose": "connections reset by closing with unread data",
+    "TcpExt.TCPBacklogDrop": "packets dropped because the socket's backlog was full",
+    "TcpExt.PruneCalled": "receive queue pruned: memory pressure on a socket",
+    "TcpExt.TCPRcvQDrop": "segments dropped: the receive queue was over its memory limit",
+    "TcpExt.DelayedACKs": "delayed ACKs sent",
+    "TcpExt.TCPPureAcks": "ACKs without data received",
+    "TcpExt.TCPHPAcks": "ACKs processed on the fast path",
+    "TcpExt.TCPLossProbes": "tail loss probes sent",
+    "TcpExt.TCPSpuriousRtxHostQueues": "retransmits avoided: the original was still in a host queue",
+    "TcpExt.TCPOrigDataSent": "segments with new data sent",
+    "TcpExt.TCPAutoCorking": "small writes coalesced (autocorking)",
+}
+TCPIP_GROUPS = ("Ip", "IpExt", "Icmp", "Tcp", "TcpExt", "Udp")
+
+
+def meaning(dotted):
+    return MEANINGS.get(dotted, "")

@@ -36,7 +36,7 @@ SWITCH_KINDS = ("bridge", "ovs", "ovs-user")
 
 
 class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM so that `with LabNetwork(...)` cleans up as on Ctrl-C."""
+    """Raised in the main thread on SIGTERM or SIGHUP so that `with LabNetwork(...)` cleans up as on Ctrl-C."""
 
 
 @dataclass
@@ -83,9 +83,7 @@ def netem_available():
     global _netem
     if _netem is None:
         try:
-            proc = subprocess.run(["unshare", "-n", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-                                  capture_output=True, text=True, timeout=10)
-            _netem = proc.returncode == 0
+            _netem = probe_qdisc("netem")[0]
         except (OSError, subprocess.TimeoutExpired):
             _netem = False
     return _netem
@@ -139,7 +137,7 @@ def _mininet_classes():
 class LabNetwork:
     """A running lab network. Use as `with LabNetwork(spec) as net:`; `net.host("h1")` gives a host."""
 
-    def __init__(self, spec=None, purpose="", log_level="warning"):
+    def __init__(self, spec=None, purpose="", log_level="error"):
         self.spec = spec or NetworkSpec()
         self.purpose = purpose
         self.log_level = log_level
@@ -147,7 +145,7 @@ class LabNetwork:
         self.net = None
         self.effective_sysctls = {}
         self.machine_before = {}
-        self._old_sigterm = None
+        self._old_handlers = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self):
@@ -215,6 +213,11 @@ class LabNetwork:
             self._restore_sigterm()
 
     # -- what scenarios and the CLI use -----------------------------------------------------
+    def set_log_level(self, level):
+        """Mininet's log level: its CLI prints through output(), hidden below 'output'."""
+        from mininet.log import setLogLevel
+        setLogLevel(level)
+
     @property
     def run_id(self):
         return self.record.run_id if self.record else None
@@ -298,15 +301,18 @@ class LabNetwork:
                     hostcfg.host_run(host, ["ethtool", "-K", intf.name, "tx", "off"])
 
     def _trap_sigterm(self):
+        # SIGHUP too: a closed terminal (ssh dropped, pexpect closed) must not leave bridges behind.
         if _main_thread():
             def on_term(signum, frame):
-                raise Terminated("SIGTERM")
-            self._old_sigterm = signal.signal(signal.SIGTERM, on_term)
+                raise Terminated(signal.Signals(signum).name)
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._old_handlers[sig] = signal.signal(sig, on_term)
 
     def _restore_sigterm(self):
-        if self._old_sigterm is not None and _main_thread():
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        if _main_thread():
+            for sig, handler in self._old_handlers.items():
+                signal.signal(sig, handler)
+            self._old_handlers = {}
 
 
 def _main_thread():
@@ -398,3 +404,24 @@ def cleanup_dead_runs():
             remove_run(record)
             removed.append(record.run_id)
     return removed
+
+
+# -- probes for `tcplab doctor`: each in a throwaway namespace that dies with its process --------
+def _in_throwaway_netns(script):
+    proc = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=15)
+    return proc.returncode == 0, (proc.stderr or proc.stdout).strip()
+
+
+def probe_bridge():
+    return _in_throwaway_netns("ip link add tlprobe type bridge && ip link set tlprobe up")
+
+
+def probe_qdisc(kind):
+    """Whether the kernel accepts qdisc KIND (htb, tbf, netem) on a veth pair."""
+    commands = {
+        "htb": "tc qdisc add dev tlpa root handle 5: htb default 1 && "
+               "tc class add dev tlpa parent 5: classid 5:1 htb rate 10mbit",
+        "tbf": "tc qdisc add dev tlpa root tbf rate 10mbit burst 15k latency 50ms",
+        "netem": "tc qdisc add dev tlpa root netem delay 1ms loss 1%",
+    }
+    return _in_throwaway_netns(f"ip link add tlpa type veth peer name tlpb && ip link set tlpa up && {commands[kind]}")

@@ -1,0 +1,125 @@
+"""`tcplab cli`: Mininet's CLI with the lab's commands, each a thin do_* method over lab modules.
+
+    counters HOST [--delta|--all]   non-zero TCP/IP counters, grouped: changes since the session
+                                    started (default), since the last `counters HOST --delta`, or totals
+    sockets HOST                    each TCP socket: queues, accept queue/backlog, tcp_info
+    sysctl HOST [KEY[=VALUE]]       read or set a per-host sysctl (machine-wide keys are refused)
+    sockconsole HOST                the interactive socket console inside HOST (quit to come back)
+"""
+import subprocess
+
+from mininet.cli import CLI
+
+from . import counters, sockets
+from . import hosts as hostcfg
+from .errors import LabError
+from .guests import guest_argv
+
+LAB_HELP = __doc__.split("\n\n", 1)[1]
+
+
+def format_counters(title, values):
+    values = counters.nonzero({g: c for g, c in values.items() if g in counters.TCPIP_GROUPS})
+    lines = [title]
+    if not values:
+        lines.append("  (no counter changed)")
+    for group in counters.TCPIP_GROUPS:
+        for name, value in sorted(values.get(group, {}).items()):
+            note = counters.meaning(f"{group}.{name}")
+            lines.append(f"  {group + '.' + name:<34} {value:>10}" + (f"  {note}" if note else ""))
+    return "\n".join(lines)
+
+
+def format_sockets(host, records):
+    lines = [f"{host}: {len(records)} TCP sockets"]
+    lines.append(f"  {'state':<10} {'local':<21} {'peer':<21} {'recv-q':>7} {'send-q':>7}  details")
+    for r in records:
+        if r.is_listener:
+            detail = f"accept queue {r.accept_queue}/{r.backlog}"
+        else:
+            i = r.info
+            detail = " ".join(f"{k} {i[k]}" for k in ("cwnd", "rtt", "snd_wnd", "rcv_space", "backoff", "retrans_total")
+                              if k in i)
+        lines.append(f"  {r.state:<10} {r.local:<21} {r.peer:<21} {r.recv_q:>7} {r.send_q:>7}  {detail}")
+    return "\n".join(lines)
+
+
+class LabConsole(CLI):
+    """Mininet's CLI over a LabNetwork. Note: Mininet's CLI runs its loop from its constructor."""
+
+    prompt = "tcplab> "
+
+    def __init__(self, lab, **kwargs):
+        self.lab = lab
+        self.baseline = {h: counters.read_host_counters(lab.host(h).pid) for h in lab.host_names()}
+        self.last = dict(self.baseline)
+        super().__init__(lab.net, **kwargs)
+
+    def _host(self, name):
+        try:
+            return self.lab.host(name)
+        except LabError as e:
+            self.say(str(e))
+            return None
+
+    def say(self, text):
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def do_counters(self, line):
+        """counters HOST [--delta|--all]: non-zero TCP/IP counters of HOST."""
+        args = line.split()
+        if not args:
+            return self.say("usage: counters HOST [--delta|--all]")
+        host = self._host(args[0])
+        if host is None:
+            return
+        now = counters.read_host_counters(host.pid)
+        if "--all" in args:
+            title, values = f"{host.name}: counter totals", now
+        elif "--delta" in args:
+            title, values = f"{host.name}: changes since the last counters --delta", counters.delta(self.last[host.name], now)
+            self.last[host.name] = now
+        else:
+            title, values = f"{host.name}: changes since the session started", counters.delta(self.baseline[host.name], now)
+        self.say(format_counters(title, values))
+
+    def do_sockets(self, line):
+        """sockets HOST: TCP sockets of HOST with their queues."""
+        host = self._host(line.strip()) if line.strip() else None
+        if host is None:
+            return self.say("usage: sockets HOST") if not line.strip() else None
+        self.say(format_sockets(host.name, sockets.parse_ss(hostcfg.host_run(host, list(sockets.SS_ARGS)))))
+
+    def do_sysctl(self, line):
+        """sysctl HOST [KEY[=VALUE]]: read or set HOST's sysctls."""
+        args = line.split()
+        host = self._host(args[0]) if args else None
+        if host is None:
+            return self.say("usage: sysctl HOST [KEY[=VALUE]]") if not args else None
+        try:
+            if len(args) == 1:
+                values = hostcfg.read_host_sysctls(host)
+            elif "=" in args[1]:
+                key, value = args[1].split("=", 1)
+                self.lab.set_sysctls(host.name, {key: " ".join([value, *args[2:]])})
+                values = hostcfg.read_host_sysctls(host, [key])
+            else:
+                hostcfg.scope(args[1])
+                values = hostcfg.read_host_sysctls(host, [args[1]])
+        except LabError as e:
+            return self.say(f"{host.name}: {e}")
+        for key, value in values.items():
+            self.say(f"{host.name}: {key} = {value}")
+
+    def do_sockconsole(self, line):
+        """sockconsole HOST: drive a socket by hand inside HOST."""
+        host = self._host(line.strip()) if line.strip() else None
+        if host is None:
+            return self.say("usage: sockconsole HOST") if not line.strip() else None
+        subprocess.call(["mnexec", "-a", str(host.pid), *guest_argv("sockconsole", ["--name", host.name])])
+
+    def do_help(self, line):
+        super().do_help(line)
+        if not line:
+            self.say("tcplab commands:\n" + LAB_HELP)
