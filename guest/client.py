@@ -190,7 +190,8 @@ def write_mode(args, ev, target, stats):
     last_queue = 0.0
     try:
         while not args.total or stats["accepted"] < args.total:
-            data = kernel.stamp_payload(args.write_size) if args.stamp else payload
+            size = min(args.write_size, args.total - stats["accepted"]) if args.total else args.write_size
+            data = kernel.stamp_payload(size) if args.stamp else payload[:size]
             t0 = time.monotonic()
             try:
                 n = s.send(data)

@@ -58,9 +58,13 @@ class GuestProcess:
             with self._cond:
                 self.events.append(event)
                 self._cond.notify_all()
+        self.proc.stdout.close()
+        with self._cond:
+            self._cond.notify_all()
 
     def _read_stderr(self):
         self.stderr = self.proc.stderr.read()
+        self.proc.stderr.close()
 
     def wait_event(self, kind, timeout):
         """The first event of KIND, waiting up to TIMEOUT seconds; None when it did not come."""

@@ -20,6 +20,7 @@ import resource
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from shutil import which
@@ -27,7 +28,7 @@ from shutil import which
 from . import hosts as hostcfg
 from . import topology
 from .errors import EnvironmentProblem, LabError
-from .runrecord import RunRecord, all_records, same_process
+from .runrecord import RunRecord, all_records, process_start_time, same_process
 
 # Command -> Debian package, checked before anything is built.
 REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
@@ -145,6 +146,7 @@ class LabNetwork:
         self.net = None
         self.effective_sysctls = {}
         self.machine_before = {}
+        self.processes = []
         self._old_handlers = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -205,7 +207,13 @@ class LabNetwork:
                 except Exception:  # noqa: BLE001 (the record-based removal below still runs)
                     pass
             remove_run(self.record)
+            for proc in self.processes:   # reap: they were killed with their host
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
+            self.processes = []
             self.net = None
             self.record = None
             if old_int is not None:
@@ -236,6 +244,7 @@ class LabNetwork:
         """Start ARGV inside a host, in its own session (Ctrl-C reaches the lab, not the guest)."""
         host = self.host(host_name)
         proc = subprocess.Popen(["mnexec", "-da", str(host.pid), *argv], **popen_kwargs)
+        self.processes.append(proc)
         self.record.add_process(proc.pid, f"process on {host_name}: {argv[0]}")
         return proc
 
@@ -347,6 +356,21 @@ def _kill(pid):
         pass
 
 
+def _wait_gone(processes, timeout):
+    """Wait until every {pid: start} is gone (SIGKILL is delivered asynchronously), reaping our children."""
+    deadline = time.monotonic() + timeout
+    while processes and time.monotonic() < deadline:
+        for pid in list(processes):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not same_process(pid, processes[pid]):
+                del processes[pid]
+        if processes:
+            time.sleep(0.02)
+
+
 def _link_exists(name):
     return Path(f"/sys/class/net/{name}").exists()
 
@@ -355,18 +379,17 @@ def remove_run(record):
     """Remove everything RECORD names that still exists; restore the machine's sysctls; drop the record."""
     root_inode = _netns_inode(1)
     live = {int(pid): info for pid, info in record.processes.items() if same_process(int(pid), info["start"])}
+    killed = {}
     for pid, info in live.items():
         inode = _netns_inode(pid)
         # A host owns its namespace: everything inside it is the run's (guests, shells' children).
         if info["role"].startswith("host") and inode and inode != root_inode:
             for other in _pids_in_netns(inode):
+                killed[other] = process_start_time(other)
                 _kill(other)
+        killed[pid] = info["start"]
         _kill(pid)
-    for pid in live:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+    _wait_gone(killed, timeout=5)
     if record.ovs_bridges and which("ovs-vsctl"):
         for bridge in record.ovs_bridges:
             subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", bridge],

@@ -23,7 +23,10 @@ def process_start_time(pid):
     except (FileNotFoundError, ProcessLookupError):
         return None
     # comm may hold spaces and parentheses: the fields after the last ')' are fixed.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):   # a zombie holds no namespace or socket: it is gone for our purposes
+        return None
+    return int(fields[19])
 
 
 def same_process(pid, start_time):

@@ -1,0 +1,50 @@
+"""Shared test set-up: the `root` marker, and a session-end check that no run left anything behind."""
+import os
+import subprocess
+
+import pytest
+
+from lab import hosts as hostcfg
+from lab.runrecord import all_records
+
+IS_ROOT = os.geteuid() == 0
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _root_links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT:
+        return
+    if IN_CI:
+        raise pytest.UsageError("CI must run the real-network tests: run the suite as root (sudo scripts/test.sh)")
+    skip = pytest.mark.skip(reason="needs root: builds real networks (run: sudo scripts/test.sh)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_left_as_found():
+    """After the whole session: no run records, no new root interfaces, guarded sysctls unchanged."""
+    if not IS_ROOT:
+        yield
+        return
+    links = _root_links()
+    sysctls = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    yield
+    leaks = []
+    left = [r.run_id for r in all_records()]
+    if left:
+        leaks.append(f"run records left: {left}")
+    new_links = _root_links() - links
+    if new_links:
+        leaks.append(f"interfaces left in the root namespace: {sorted(new_links)}")
+    now = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    changed = {k: (v, now.get(k)) for k, v in sysctls.items() if now.get(k) != v}
+    if changed:
+        leaks.append(f"machine sysctls changed: {changed}")
+    assert not leaks, "; ".join(leaks)

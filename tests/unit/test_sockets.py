@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from lab import sockets
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def records(host):
+    return sockets.parse_ss((DATA / f"ss-{host}.txt").read_text())
+
+
+def test_listener_accept_queue_and_backlog():
+    # Captured with listen(3), one accept() and four connects: three wait in the accept queue.
+    (listener,) = sockets.listeners(records("h1"), port=9000)
+    assert listener.accept_queue == 3
+    assert listener.backlog == 3
+    assert listener.skmem["rb"] == 131072
+
+
+def test_receiver_with_unread_data():
+    conns = sockets.connections(records("h1"), port=9000)
+    assert len(conns) == 4
+    full = max(conns, key=lambda r: r.recv_q)
+    assert full.recv_q == 127992 and full.skmem["r"] == 129656
+    assert full.info["snd_wnd"] == 64512
+    assert full.info["rtt"] == 0.059 and full.info["rttvar"] == 0.029
+
+
+def test_sender_blocked_by_zero_window():
+    sender = max(records("h2"), key=lambda r: r.send_q)
+    assert sender.send_q == 33112
+    assert sender.info["notsent"] == 33112
+    assert sender.info["backoff"] == 2              # probing a zero window
+    assert sender.info["rwnd_limited_ms"] == 880
+    assert sender.info["retrans"] == 0 and sender.info["retrans_total"] == 1
+    assert sender.info["send"] == 115748318
+    assert sender.peer_port == 9000
+
+
+def test_non_socket_lines_are_ignored():
+    assert sockets.parse_ss("\nState Recv-Q Send-Q\n") == []
