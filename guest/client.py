@@ -56,6 +56,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+RESET_WINDOW = 0.05   # seconds a connected socket is watched for an immediate RST
+
+
 class Conn:
     """One connection attempt of the connect mode, moving connecting -> waiting reply -> done."""
 
@@ -122,10 +125,8 @@ def connect_mode(args, ev, target, stats):
                     continue
                 c.connected_at = time.monotonic()
                 if not args.request:
-                    # Watch for a reset (tcp_abort_on_overflow answers the handshake's ACK with RST).
+                    # Watch a moment for a reset: tcp_abort_on_overflow answers the handshake's ACK with RST.
                     sel.modify(c.sock, selectors.EVENT_READ, c)
-                    if not args.hold:
-                        finish(c, "connected")
                     continue
                 try:
                     c.sock.send(b"r" * args.request)
@@ -145,13 +146,10 @@ def connect_mode(args, ev, target, stats):
             finish(c, "connected", phase="reply" if args.request else "hold")
         now = time.monotonic()
         for c in list(live.values()):
-            if now - c.started > args.timeout:
+            if c.connected_at is not None and not args.request and now - c.connected_at >= RESET_WINDOW:
+                finish(c, "connected", phase="hold")
+            elif now - c.started > args.timeout:
                 finish(c, "timeout", OSError(110, ""), "reply" if c.connected_at else "connect")
-        if not pending and not args.request and args.hold:
-            # Held connections without a request: done once all have connected or failed.
-            for c in list(live.values()):
-                if c.connected_at is not None:
-                    finish(c, "connected", phase="hold")
     while held:
         until, c = held.pop(0)
         time.sleep(max(0.0, until - time.monotonic()))
@@ -188,6 +186,7 @@ def write_mode(args, ev, target, stats):
              "blocked_total_s": 0.0, "first_eagain_after": None})
     payload = b"x" * args.write_size
     last_queue = 0.0
+    t0 = None      # set while inside send(): a stop there must still count the time blocked
     try:
         while not args.total or stats["accepted"] < args.total:
             size = min(args.write_size, args.total - stats["accepted"]) if args.total else args.write_size
@@ -196,6 +195,7 @@ def write_mode(args, ev, target, stats):
             try:
                 n = s.send(data)
             except BlockingIOError as e:
+                t0 = None
                 stats["eagain"] += 1
                 if stats["first_eagain_after"] is None:
                     stats["first_eagain_after"] = stats["accepted"]
@@ -204,6 +204,7 @@ def write_mode(args, ev, target, stats):
                 select_wait(s)
                 continue
             blocked = time.monotonic() - t0
+            t0 = None
             stats["writes"] += 1
             stats["accepted"] += n
             stats["max_blocked_s"] = max(stats["max_blocked_s"], blocked)
@@ -221,6 +222,12 @@ def write_mode(args, ev, target, stats):
     except (BrokenPipeError, ConnectionResetError) as e:
         ev.syscall("write", "send", -1, err=e, sock=s)
     finally:
+        if t0 is not None:
+            blocked = time.monotonic() - t0
+            stats["max_blocked_s"] = max(stats["max_blocked_s"], blocked)
+            stats["blocked_total_s"] += blocked
+            ev.syscall("write", "send", None, sock=s, asked=args.write_size, interrupted=True,
+                       blocked_s=round(blocked, 6), accepted=stats["accepted"])
         stats["blocked_total_s"] = round(stats["blocked_total_s"], 6)
         stats["max_blocked_s"] = round(stats["max_blocked_s"], 6)
         try:
