@@ -149,6 +149,26 @@ def stop_after(seconds):
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
+def nonneg_int(text):
+    """argparse type: a whole number >= 0 (sizes, counts, ports)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def nonneg_float(text):
+    """argparse type: seconds or a rate >= 0."""
+    value = float(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+nonneg_int.__name__ = "non-negative integer"
+nonneg_float.__name__ = "non-negative number"
+
+
 def parse_hostport(text, default_host="0.0.0.0"):
     host, sep, port = text.rpartition(":")
     if not sep:

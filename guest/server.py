@@ -35,21 +35,21 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="server.py", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bind", default="0.0.0.0", help="address to listen on (default: all of this host's)")
-    p.add_argument("--port", type=int, default=9000)
-    p.add_argument("--backlog", type=int, default=128, help="listen() backlog; the kernel caps it at net.core.somaxconn")
+    p.add_argument("--port", type=kernel.nonneg_int, default=9000)
+    p.add_argument("--backlog", type=kernel.nonneg_int, default=128, help="listen() backlog; the kernel caps it at net.core.somaxconn")
     p.add_argument("--accept", choices=("never", "immediate", "serial"), default="immediate")
-    p.add_argument("--service-time", type=float, default=0.1, help="seconds per request in serial mode (default 0.1)")
+    p.add_argument("--service-time", type=kernel.nonneg_float, default=0.1, help="seconds per request in serial mode (default 0.1)")
     p.add_argument("--io", choices=("blocking", "select", "epoll"), default="blocking")
-    p.add_argument("--rcvbuf", type=int, help="SO_RCVBUF asked on the listener (inherited by accepted sockets)")
-    p.add_argument("--read-size", type=int, default=65536, help="bytes asked per recv()")
-    p.add_argument("--read-pause", type=float, default=0.0, help="seconds to sleep between reads")
-    p.add_argument("--stop-after", type=int, help="stop reading after this many bytes")
-    p.add_argument("--resume-after", type=float, help="seconds after stopping to start reading again")
+    p.add_argument("--rcvbuf", type=kernel.nonneg_int, help="SO_RCVBUF asked on the listener (inherited by accepted sockets)")
+    p.add_argument("--read-size", type=kernel.nonneg_int, default=65536, help="bytes asked per recv()")
+    p.add_argument("--read-pause", type=kernel.nonneg_float, default=0.0, help="seconds to sleep between reads")
+    p.add_argument("--stop-after", type=kernel.nonneg_int, help="stop reading after this many bytes")
+    p.add_argument("--resume-after", type=kernel.nonneg_float, help="seconds after stopping to start reading again")
     p.add_argument("--never-read", action="store_true", help="accept but never read")
     p.add_argument("--reply", default="ok\n", help="reply sent after serving a request in serial mode")
-    p.add_argument("--queue-interval", type=float, default=0.0,
+    p.add_argument("--queue-interval", type=kernel.nonneg_float, default=0.0,
                    help="report the listener's accept queue (tcp_info) every SEC seconds")
-    p.add_argument("--duration", type=float, default=0.0, help="exit after SEC seconds (default: until SIGTERM)")
+    p.add_argument("--duration", type=kernel.nonneg_float, default=0.0, help="exit after SEC seconds (default: until SIGTERM)")
     return p.parse_args(argv)
 
 

@@ -56,16 +56,20 @@ def rst_rule(action, dst, port):
     subprocess.run(["iptables", action, *rule], check=True, capture_output=True, text=True)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="synflood.py", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("server", help="HOST:PORT of the listener")
-    p.add_argument("--count", type=int, default=1000, help="SYNs to send (one per source port)")
-    p.add_argument("--rate", type=float, default=1000.0, help="SYNs per second")
+    p.add_argument("--count", type=kernel.nonneg_int, default=1000, help="SYNs to send (one per source port)")
+    p.add_argument("--rate", type=kernel.nonneg_float, default=1000.0, help="SYNs per second")
     p.add_argument("--drop-rsts", action="store_true", help="drop this host's RSTs to the server while running")
-    p.add_argument("--report", type=int, default=500, help="an event every N SYNs")
-    p.add_argument("--hold", type=float, default=0.0, help="keep the RST rule SEC after the last SYN")
-    args = p.parse_args(argv)
+    p.add_argument("--report", type=kernel.nonneg_int, default=500, help="an event every N SYNs")
+    p.add_argument("--hold", type=kernel.nonneg_float, default=0.0, help="keep the RST rule SEC after the last SYN")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     ev = Events("synflood")
     kernel.stop_on_signals()
     dst, port = kernel.parse_hostport(args.server)

@@ -101,7 +101,7 @@ def cmd_show(args):
 
 
 def cmd_run(args):
-    from .runner import run_command
+    from .suite import run_command
     return run_command(args)
 
 

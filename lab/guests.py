@@ -110,3 +110,23 @@ class GuestProcess:
             if e.get("event") == "summary":
                 return e
         return None
+
+
+def check_guest_args(program, argv):
+    """The guest's own argparse verdict on ARGV: None when fine, else its error line. No process is started."""
+    import contextlib
+    import importlib
+    import io
+    if program not in PROGRAMS:
+        return f"unknown program (programs: {', '.join(PROGRAMS)})"
+    if str(GUEST_DIR) not in sys.path:
+        sys.path.append(str(GUEST_DIR))
+    module = importlib.import_module(Path(PROGRAMS[program]).stem)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            module.parse_args(list(argv))
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        return lines[-1].split("error: ", 1)[-1] if lines else "invalid arguments"
+    return None

@@ -1,0 +1,261 @@
+"""The scenario runner: build the network, tune hosts, run the timeline, sample sockets, check.
+
+One scenario run:
+  1. skip early when the kernel lacks what it needs (netem for delay/loss)
+  2. build the network (LabNetwork) with the scenario's sysctls, then shape links
+  3. counters before; start guests in order (start time, `after`, readiness); fire timed actions;
+     sample `ss` on the listed hosts; end when every waited-for guest exited or at `duration`
+  4. stop the rest (SIGTERM: they write their summaries), counters after, evaluate the checks
+  5. results.json + junit.xml (lab/results.py), also when interrupted
+To add a step kind: a field list in scenario.ACTION_FIELDS and a handler in ACTIONS below.
+"""
+import signal
+import threading
+import time
+from pathlib import Path
+
+from . import counters, expect, sockets
+from . import hosts as hostcfg
+from .errors import LabError, Skip
+from .guests import GuestProcess
+from .network import LabNetwork, NetworkSpec, Terminated, netem_available
+from .results import Result, write_junit, write_result
+from .scenario import substitute
+
+READY_TIMEOUT = 10.0
+
+
+# -- actions: kind -> handler(run, params) ----------------------------------------------------------
+def _link_down(run, p):
+    run.lab.set_link(*p["between"], up=False)
+
+
+def _link_up(run, p):
+    run.lab.set_link(*p["between"], up=True)
+
+
+def _rate(run, p):
+    run.lab.set_rate(*p["between"], p["mbit"])
+
+
+def _sysctl(run, p):
+    run.lab.set_sysctls(p["host"], {p["key"]: p["value"]})
+
+
+def _signal(run, p):
+    run.guests[p["guest"]].send_signal(getattr(signal, p["signal"]))
+
+
+ACTIONS = {"link-down": _link_down, "link-up": _link_up, "rate": _rate, "sysctl": _sysctl, "signal": _signal}
+
+
+def aggregate_sample(t, records, port=None):
+    """One `ss` sample of a host -> the numbers checks and plots use (see expect.SAMPLE_FIELDS)."""
+    listen = sockets.listeners(records, port)
+    conns = [r for r in sockets.connections(records, port) if r.state != "TIME-WAIT"]
+
+    def total(values):
+        return sum(values) if values else 0
+
+    return {
+        "t": round(t, 4),
+        "accept_queue": max((r.accept_queue for r in listen), default=None),
+        "backlog": max((r.backlog for r in listen), default=None),
+        "connections": len(conns),
+        "recv_q": total([r.recv_q for r in conns]),
+        "send_q": total([r.send_q for r in conns]),
+        # ss leaves snd_wnd out when it is zero: a zero window is exactly what the lessons look for.
+        "snd_wnd": min((r.info.get("snd_wnd", 0) for r in conns if r.state == "ESTAB"), default=None),
+        "rcv_space": max((r.info.get("rcv_space", 0) for r in conns), default=None),
+        "cwnd": max((r.info.get("cwnd", 0) for r in conns), default=None),
+        "retrans_total": total([r.info.get("retrans_total", 0) for r in conns]),
+        "backoff": max((r.info.get("backoff", 0) for r in conns), default=None),
+        "notsent": total([r.info.get("notsent", 0) for r in conns]),
+        **{f"skmem_{k}": max((r.skmem.get(k, 0) for r in conns), default=None) for k in ("r", "rb", "t", "tb", "w")},
+        "sockets": [{"state": r.state, "local": r.local, "peer": r.peer, "recv_q": r.recv_q, "send_q": r.send_q}
+                    for r in listen + conns][:50],
+    }
+
+
+class Sampler(threading.Thread):
+    """Runs `ss` in each listed host every interval; one process per host and sample."""
+
+    def __init__(self, lab, spec, t0):
+        super().__init__(daemon=True)
+        self.lab, self.spec, self.t0 = lab, spec, t0
+        self.samples = {h: [] for h in spec.hosts}
+        self.errors = []
+        self._halt = threading.Event()
+
+    def run(self):
+        hosts = {h: self.lab.host(h) for h in self.spec.hosts}
+        while not self._halt.is_set():
+            for name, host in hosts.items():
+                try:
+                    out = hostcfg.host_run(host, list(sockets.SS_ARGS))
+                except (LabError, OSError) as e:
+                    self.errors.append(str(e))
+                    continue
+                t = time.monotonic() - self.t0
+                self.samples[name].append(aggregate_sample(t, sockets.parse_ss(out), self.spec.port))
+            self._halt.wait(self.spec.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(5)
+
+
+class ScenarioRun:
+    """One run of one scenario. `execute()` returns a Result; results are written by the caller."""
+
+    def __init__(self, sc, progress=None):
+        self.sc = sc
+        self.progress = progress or (lambda text: None)
+        self.lab = None
+        self.guests = {}
+        self.sampler = None
+        self.t0 = None
+        self.result = Result(scenario=sc.name, title=sc.title, path=sc.path)
+
+    def network_spec(self):
+        sc = self.sc
+        return NetworkSpec(topology=sc.topology, topology_file=sc.topology_file, args=sc.topology_args,
+                           params=sc.topology_params, switch=sc.switch, host_sysctls=sc.sysctls)
+
+    def execute(self):
+        sc, res = self.sc, self.result
+        wall = time.monotonic()
+        try:
+            self._check_can_run()
+            with LabNetwork(self.network_spec(), purpose=f"scenario {sc.name}") as lab:
+                self.lab = lab
+                res.run_id = lab.run_id
+                self.progress(f"network {sc.topology} up ({len(lab.host_names())} hosts, run {lab.run_id})")
+                for link in sc.links:
+                    if link.bw:
+                        lab.set_rate(*link.between, link.bw)
+                addresses = {h: lab.host(h).IP() for h in lab.host_names()}
+                res.hosts = {h: {"ip": addresses[h], "sysctls": lab.effective_sysctls[h]} for h in addresses}
+                before = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
+                try:
+                    self._timeline(addresses)
+                finally:
+                    self._stop_all()
+                    after = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
+                    for h in addresses:
+                        res.hosts[h]["counters"] = {"before": before[h], "after": after[h],
+                                                    "delta": counters.delta(before[h], after[h])}
+                    self._collect()
+            self._evaluate()
+        except Skip as e:
+            res.skipped = str(e)
+        except (KeyboardInterrupt, Terminated) as e:
+            res.interrupted = type(e).__name__ if isinstance(e, KeyboardInterrupt) else str(e)
+            self._collect()
+            raise
+        except LabError as e:
+            res.error = str(e)
+            self._collect()
+        finally:
+            res.wall_s = round(time.monotonic() - wall, 3)
+        return res
+
+    def _check_can_run(self):
+        sc = self.sc
+        if any(link.needs_netem for link in sc.links) and not netem_available():
+            raise Skip("netem absent in this kernel: this scenario shapes delay or loss (runs in the Vagrant VM)")
+        if sc.controller:
+            raise Skip("OpenFlow controller scenarios (controller: lab) are not available in this version yet")
+
+    def _timeline(self, addresses):
+        sc = self.sc
+        self.t0 = time.monotonic()
+        self.result.t0 = self.t0
+        if sc.sample:
+            self.sampler = Sampler(self.lab, sc.sample, self.t0)
+            self.sampler.start()
+        pending = list(sc.guests)
+        actions = list(sc.actions)
+        while True:
+            now = time.monotonic() - self.t0
+            while pending and now >= pending[0].start:
+                self._start_guest(pending.pop(0), addresses)
+                now = time.monotonic() - self.t0
+            while actions and now >= actions[0].at:
+                action = actions.pop(0)
+                ACTIONS[action.kind](self, action.params)
+                self.result.actions.append({"at": action.at, "kind": action.kind, "params": action.params,
+                                            "done_s": round(time.monotonic() - self.t0, 4)})
+                self.progress(f"{now:6.2f} s  {action.kind} {action.params}")
+            for spec in sc.guests:
+                g = self.guests.get(spec.name)
+                if g and spec.stop is not None and now >= spec.stop and g.running():
+                    g.stop()
+            waited = [self.guests.get(s.name) for s in sc.guests if s.wait]
+            if not pending and not actions and all(g and not g.running() for g in waited):
+                break
+            if now >= sc.duration:
+                self.progress(f"{now:6.2f} s  timeline ends (duration {sc.duration:g} s)")
+                break
+            time.sleep(0.01)
+        self.result.timeline_s = round(time.monotonic() - self.t0, 3)
+
+    def _start_guest(self, spec, addresses):
+        if spec.after:
+            other, ready_kind = self.guests[spec.after], self.sc.guest(spec.after).ready
+            if ready_kind and not other.wait_event(ready_kind, READY_TIMEOUT):
+                raise LabError(f"{self.sc.path}: guest {spec.after!r} did not report {ready_kind!r} within "
+                               f"{READY_TIMEOUT:g} s: {other.stderr.strip()[-300:]}")
+        argv = substitute(spec.args, addresses)
+        g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
+        self.guests[spec.name] = g
+        self.progress(f"{time.monotonic() - self.t0:6.2f} s  {spec.name} on {spec.host}: {spec.program} {' '.join(argv)}")
+        if spec.ready and not g.wait_event(spec.ready, READY_TIMEOUT):
+            g.stop()
+            raise LabError(f"{self.sc.path}: guest {spec.name!r} did not report {spec.ready!r} within "
+                           f"{READY_TIMEOUT:g} s: {g.stderr.strip()[-300:] or 'no error output'}")
+
+    def _stop_all(self):
+        if self.sampler:
+            self.sampler.stop()
+        for g in reversed(list(self.guests.values())):
+            g.stop()
+
+    def _collect(self):
+        res = self.result
+        t0 = self.t0 or 0
+        for name, g in self.guests.items():
+            spec = self.sc.guest(name)
+            events = [dict(e, t_rel=round(e["t"] - t0, 6)) if "t" in e else e for e in list(g.events)]
+            res.guests[name] = {"host": spec.host, "program": spec.program, "argv": g.args,
+                                "exit": g.proc.returncode if g.proc else None, "stderr": g.stderr[-2000:],
+                                "events": events}
+        if self.sampler:
+            res.samples = self.sampler.samples
+            res.sample_errors = self.sampler.errors[:10]
+
+    def _evaluate(self):
+        res = self.result
+        observations = {
+            "counters": {h: v["counters"]["delta"] for h, v in res.hosts.items() if "counters" in v},
+            "events": {g: v["events"] for g, v in res.guests.items()},
+            "samples": res.samples,
+        }
+        for check in self.sc.checks:
+            meaning = counters.meaning(check.path) if check.kind == "counter" else ""
+            res.expectations.append(expect.evaluate(check, observations, meaning).to_dict())
+        res.passed = all(v["passed"] for v in res.expectations)
+
+
+def run_scenario(sc, out_dir=None, progress=None):
+    """Run one validated Scenario; write results.json and junit.xml into OUT_DIR when given."""
+    run = ScenarioRun(sc, progress)
+    try:
+        result = run.execute()
+    finally:
+        if out_dir is not None:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            write_result(run.result, out / "results.json")
+            write_junit([run.result], out / "junit.xml")
+    return result
