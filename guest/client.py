@@ -41,6 +41,8 @@ def parse_args(argv=None):
     g.add_argument("--timeout", type=kernel.nonneg_float, default=5.0, help="give up on a connection after SEC (outcome timeout)")
     g.add_argument("--request", type=kernel.nonneg_int, default=0, help="send this many bytes once connected, then wait for a reply")
     g.add_argument("--hold", type=kernel.nonneg_float, default=0.0, help="keep each connection open SEC before closing it")
+    g.add_argument("--watch", type=kernel.nonneg_float, default=0.05,
+                   help="after connecting, watch SEC for a RST (tcp_abort_on_overflow) before counting it connected")
     g = p.add_argument_group("write")
     g.add_argument("--sndbuf", type=kernel.nonneg_int, help="SO_SNDBUF to ask for (the kernel doubles it)")
     g.add_argument("--write-size", type=kernel.nonneg_int, default=65536, help="bytes asked per send()")
@@ -51,12 +53,11 @@ def parse_args(argv=None):
     g.add_argument("--pause", type=kernel.nonneg_float, default=0.0, help="sleep SEC between writes")
     g = p.add_argument_group("read")
     g.add_argument("--read-size", type=kernel.nonneg_int, default=65536)
+    p.add_argument("--start-at", type=kernel.nonneg_float, default=0.0,
+                   help="begin at this CLOCK_MONOTONIC time (shared by all hosts): several clients burst together")
     p.add_argument("--duration", type=kernel.nonneg_float, default=0.0, help="stop after SEC (default: when the work is done)")
     p.add_argument("--linger", type=kernel.nonneg_float, default=0.0, help="after the work, stay connected SEC before closing")
     return p.parse_args(argv)
-
-
-RESET_WINDOW = 0.05   # seconds a connected socket is watched for an immediate RST
 
 
 class Conn:
@@ -116,8 +117,10 @@ def connect_mode(args, ev, target, stats):
             sel.register(c.sock, selectors.EVENT_WRITE, c)
         for key, _ in sel.select(0.01):
             c = key.data
-            err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if c.connected_at is None:
+                # SO_ERROR reads and clears the pending error: only while connecting, or a later
+                # ECONNRESET would be lost and recv() would see a plain EOF.
+                err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
                     name = kernel.errno_name(err)
                     outcome = {"ECONNREFUSED": "refused", "ECONNRESET": "reset", "ETIMEDOUT": "timeout"}.get(name, "error")
@@ -138,7 +141,8 @@ def connect_mode(args, ev, target, stats):
             try:
                 data = c.sock.recv(4096)
             except OSError as e:
-                finish(c, "reset" if kernel.errno_name(e) == "ECONNRESET" else "error", e, "reply")
+                finish(c, "reset" if kernel.errno_name(e) == "ECONNRESET" else "error", e,
+                       "reply" if args.request else "handshake")
                 continue
             if args.request:
                 ev.syscall("reply", "recv", len(data), sock=c.sock, index=c.index,
@@ -146,7 +150,7 @@ def connect_mode(args, ev, target, stats):
             finish(c, "connected", phase="reply" if args.request else "hold")
         now = time.monotonic()
         for c in list(live.values()):
-            if c.connected_at is not None and not args.request and now - c.connected_at >= RESET_WINDOW:
+            if c.connected_at is not None and not args.request and now - c.connected_at >= args.watch:
                 finish(c, "connected", phase="hold")
             elif now - c.started > args.timeout:
                 finish(c, "timeout", OSError(110, ""), "reply" if c.connected_at else "connect")
@@ -290,6 +294,8 @@ def main(argv=None):
     host, port = kernel.parse_hostport(args.server, default_host="127.0.0.1")
     stats, reason = {}, "done"
     try:
+        if args.start_at:
+            time.sleep(max(0.0, args.start_at - time.monotonic()))
         MODES[args.mode](args, ev, (host, port), stats)
     except Stop as e:
         reason = str(e)

@@ -4,7 +4,8 @@
 Accept modes:
   never      listen() and never accept: the accept queue fills to backlog+1, further SYNs or
              handshake ACKs are dropped (the host's TcpExt.ListenOverflows/ListenDrops count them).
-  immediate  accept every connection at once and read it as --read-* says.
+  immediate  accept connections and read them as --read-* says: with --io blocking one at a time (an
+             iterative server), with select/epoll all at once.
   serial     the classic single-threaded server: accept one connection, read its request, spend
              --service-time on it, reply, close, then accept the next one.
 
@@ -182,8 +183,10 @@ class Server:
                 self.report_queue(force=True)
                 conn = self.accept()
                 self.serve_request(conn)
-        conn = self.accept()
-        self.read_until_eof(conn)
+        while True:     # an iterative server: one connection at a time, to its end
+            conn = self.accept()
+            self.read_until_eof(conn)
+            conn.close()
 
     def run_polling(self, deadline):
         """select/epoll: drain the accept queue, then serve or read whatever is ready."""
@@ -195,7 +198,10 @@ class Server:
         conns = {}
         while time.monotonic() < deadline:
             self.report_queue()
-            for fd in poller.wait(0.05):
+            reading = self.may_read()
+            if not reading:
+                time.sleep(0.02)     # level-triggered readiness would spin while reads are paused
+            for fd in poller.wait(0.05 if reading else 0):
                 if fd == self.listener.fileno():
                     while True:
                         try:
@@ -207,7 +213,7 @@ class Server:
                         poller.register(conn)
                     continue
                 conn = conns.get(fd)
-                if conn is None or not self.may_read():
+                if conn is None or not reading:
                     continue
                 if a.accept == "serial":
                     if self.serve_request(conn, blocking=False):

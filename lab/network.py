@@ -265,12 +265,19 @@ class LabNetwork:
         for intf in self.link_interfaces(a, b):
             _check(intf.node.cmd(f"ip link set dev {intf.name} {'up' if up else 'down'}"), intf)
 
-    def set_rate(self, a, b, mbit):
-        """Shape both directions of the A-B link to MBIT Mbit/s with htb (replacing what was there)."""
+    def set_rate(self, a, b, mbit, only_from=None, burst=None):
+        """Shape the A-B link to MBIT Mbit/s with htb (replacing what was there): both directions, or
+        only traffic leaving node ONLY_FROM. BURST is the token bucket in bytes."""
         for intf in self.link_interfaces(a, b):
+            if only_from and getattr(intf.node, "topo_name", intf.node.name) != only_from:
+                continue
             node = intf.node
+            # A burst of about 5 ms of traffic (at least one packet): Mininet's fixed 15k would let a
+            # slow link pass its first 15 KB at line rate.
+            burst = burst or max(1600, int(mbit * 1e6 / 8 * 0.005))
             out = node.cmd(f"tc qdisc replace dev {intf.name} root handle 5: htb default 1 && "
-                           f"tc class replace dev {intf.name} parent 5: classid 5:1 htb rate {mbit}mbit burst 15k")
+                           f"tc class replace dev {intf.name} parent 5: classid 5:1 htb rate {mbit}mbit "
+                           f"burst {burst} cburst {burst}")
             _check(out, intf)
 
     # -- internals ---------------------------------------------------------------------------

@@ -133,15 +133,17 @@ class ScenarioRun:
                 self.progress(f"network {sc.topology} up ({len(lab.host_names())} hosts, run {lab.run_id})")
                 for link in sc.links:
                     if link.bw:
-                        lab.set_rate(*link.between, link.bw)
+                        lab.set_rate(*link.between, link.bw, link.only_from, link.burst)
                 addresses = {h: lab.host(h).IP() for h in lab.host_names()}
                 res.hosts = {h: {"ip": addresses[h], "sysctls": lab.effective_sysctls[h]} for h in addresses}
                 before = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
                 try:
                     self._timeline(addresses)
                 finally:
-                    self._stop_all()
+                    # Read counters when the timeline ends, before teardown: stopping a server closes its
+                    # listener, and the RSTs that sends are not part of the lesson.
                     after = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
+                    self._stop_all()
                     for h in addresses:
                         res.hosts[h]["counters"] = {"before": before[h], "after": after[h],
                                                     "delta": counters.delta(before[h], after[h])}
@@ -206,7 +208,7 @@ class ScenarioRun:
             if ready_kind and not other.wait_event(ready_kind, READY_TIMEOUT):
                 raise LabError(f"{self.sc.path}: guest {spec.after!r} did not report {ready_kind!r} within "
                                f"{READY_TIMEOUT:g} s: {other.stderr.strip()[-300:]}")
-        argv = substitute(spec.args, addresses)
+        argv = substitute(spec.args, addresses, self.t0)
         g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
         self.guests[spec.name] = g
         self.progress(f"{time.monotonic() - self.t0:6.2f} s  {spec.name} on {spec.host}: {spec.program} {' '.join(argv)}")

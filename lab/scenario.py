@@ -17,7 +17,7 @@ from .errors import ScenarioError, SysctlError
 TOP_KEYS = {"name", "title", "teaches", "topology", "switch", "controller", "hosts", "links", "guests",
             "actions", "sample", "duration", "expect"}
 GUEST_KEYS = {"name", "host", "program", "args", "start", "after", "ready", "stop", "wait"}
-LINK_KEYS = {"between", "bw", "delay", "loss"}
+LINK_KEYS = {"between", "bw", "burst", "delay", "loss", "from"}
 SAMPLE_KEYS = {"hosts", "interval", "port"}
 PROGRAMS = ("server", "client", "synflood")
 SWITCHES = ("bridge", "ovs", "ovs-user")
@@ -52,6 +52,8 @@ class LinkSpec:
     bw: float = None
     delay: str = None
     loss: str = None
+    only_from: str = None      # shape only traffic leaving this node (default: both directions)
+    burst: int = None          # htb token bucket, bytes (default: 5 ms of traffic, at least 1600)
     line: int = 0
 
     @property
@@ -229,6 +231,10 @@ def parse(text, path, name=None):
         spec = LinkSpec(between=r.pair(link.get("between"), f"{key}.between"), line=lines.get(key, 0))
         if "bw" in link:
             spec.bw = r.number(link["bw"], f"{key}.bw", minimum=0.001)
+        if "burst" in link:
+            spec.burst = r.number(link["burst"], f"{key}.burst", minimum=1, integer=True)
+        if "from" in link:
+            spec.only_from = r.text(link["from"], f"{key}.from", spec.between)
         for unit_key, pattern, example in (("delay", r"^\d+(\.\d+)?(us|ms|s)$", "10ms"), ("loss", r"^\d+(\.\d+)?%$", "1%")):
             if unit_key in link:
                 if not re.match(pattern, str(link[unit_key])):
@@ -389,12 +395,17 @@ def validate(sc, facts):
     return sc
 
 
-def substitute(args, addresses):
-    """'{h1}:9000' -> '10.0.0.1:9000' for every host name in ADDRESSES."""
+_T0 = re.compile(r"\{t0(?:\+(\d+(?:\.\d+)?))?\}")
+
+
+def substitute(args, addresses, t0=0.0):
+    """'{h1}:9000' -> '10.0.0.1:9000' for every host in ADDRESSES; '{t0+0.5}' -> the timeline's start
+    (CLOCK_MONOTONIC, shared by all hosts) plus 0.5 s, for guests that must act at the same instant."""
     out = []
     for a in args:
         for host, ip in addresses.items():
             a = a.replace("{" + host + "}", ip)
+        a = _T0.sub(lambda m: f"{t0 + float(m.group(1) or 0):.6f}", a)
         out.append(a)
     return out
 
