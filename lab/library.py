@@ -23,7 +23,7 @@ def scenario_paths():
 def list_scenarios():
     entries = []
     for path in scenario_paths():
-        sc = scenario.parse(path.read_text(), str(path.relative_to(SCENARIO_DIR.parent)), name=path.stem)
+        sc = scenario.parse(path.read_text(), f"scenarios/{path.name}", name=path.stem)
         entries.append(Entry(path.stem, sc.title, path))
     return entries
 
@@ -62,7 +62,7 @@ def facts_for(sc):
 def load_scenario(ref):
     """Parse and validate a scenario completely, before anything is built."""
     path = resolve(ref)
-    shown = str(path.relative_to(SCENARIO_DIR.parent)) if path.resolve().is_relative_to(SCENARIO_DIR.parent) else str(path)
+    shown = f"scenarios/{path.name}" if path.parent == SCENARIO_DIR else str(path)
     sc = scenario.parse(path.read_text(), shown, name=path.stem)
     return scenario.validate(sc, facts_for(sc))
 

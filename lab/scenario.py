@@ -102,13 +102,14 @@ class Scenario:
 
 
 # -- YAML with line numbers ----------------------------------------------------------------------
-def _plain(node, path, lines):
-    lines[path] = node.start_mark.line + 1
+def _plain(node, path, lines, line=None):
+    # A key's line is where the key is written, not where its value starts.
+    lines[path] = line or node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
             key = str(yaml.safe_load(yaml.serialize(key_node)))
-            out[key] = _plain(value_node, f"{path}.{key}" if path else key, lines)
+            out[key] = _plain(value_node, f"{path}.{key}" if path else key, lines, key_node.start_mark.line + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_plain(v, f"{path}[{i}]", lines) for i, v in enumerate(node.value)]

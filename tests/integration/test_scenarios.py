@@ -1,0 +1,77 @@
+"""The scenario library on this kernel: each passes three times in a row; failures and interrupts behave."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import library
+from lab.runner import run_scenario
+from lab.runrecord import all_records
+
+pytestmark = pytest.mark.root
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in library.scenario_paths()])
+def test_scenario_passes_three_times_in_a_row(name, tmp_path):
+    sc = library.load_scenario(name)
+    for attempt in range(1, 4):
+        result = run_scenario(sc, tmp_path / f"run-{attempt}")
+        failed = [e["message"] for e in result.expectations if not e["passed"]]
+        assert result.status == "PASS", f"{name} run {attempt}: {result.error or result.skipped or failed}"
+        data = json.loads((tmp_path / f"run-{attempt}" / "results.json").read_text())
+        assert data["scenario"] == name and data["passed"] is True and data["kernel"]
+        for host, info in data["hosts"].items():
+            assert info["sysctls"]["net.ipv4.tcp_rmem"]
+            assert set(info["counters"]) == {"before", "after", "delta"}
+            assert "ListenOverflows" in info["counters"]["delta"]["TcpExt"]
+        assert all("observed" in e for e in data["expectations"])
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def test_failed_expectation_exits_1_and_says_what_was_expected(tmp_path):
+    text = (ROOT / "scenarios/partial-read.yaml").read_text()
+    bad = tmp_path / "impossible.yaml"
+    bad.write_text(text.replace('"server: first read.got == 3000"', '"server: first read.got == 1048576"'))
+    out = _cli("run", str(bad), "--out", str(tmp_path / "out"))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "expected: server first read.got == 1048576, observed 3000" in out.stdout
+    junit = (tmp_path / "out" / "junit.xml").read_text()
+    assert 'failures="1"' in junit and "observed 3000" in junit
+
+
+def test_bad_input_exits_2_before_building(tmp_path):
+    out = _cli("run", "established-queues", str(ROOT / "tests/data/bad/unknown-host.yaml"), "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "unknown-host.yaml:5: guests[1].host: no host 'h7'" in out.stderr
+    assert not (tmp_path / "established-queues").exists(), "nothing may run when any file is bad"
+
+
+def test_sigint_writes_partial_results_and_leaves_nothing(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "listen-overflow", "--out", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait until the timeline runs (guests started), then interrupt.
+    deadline = time.monotonic() + 20
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "client4 on c4" in line:
+            break
+    assert any("client4 on c4" in ln for ln in lines), "".join(lines)
+    run_ids = {r.run_id for r in all_records()}
+    assert run_ids
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    data = json.loads((tmp_path / "listen-overflow" / "results.json").read_text())
+    assert data["status"] == "INTERRUPTED"
+    assert data["guests"]["slow-server"]["events"], "partial results keep the events seen so far"
+    assert not {r.run_id for r in all_records()} & run_ids, "the interrupted run left its record behind"
