@@ -122,8 +122,10 @@ def load_yaml(text, path):
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise ScenarioError(path, mark.line + 1 if mark else 0, None,
-                            f"not valid YAML: {getattr(e, 'problem', e)}") from None
+        problem = getattr(e, "problem", None) or str(e)
+        if "mapping values are not allowed" in problem:
+            problem += " (is there a ': ' inside unquoted text? put that text in quotes)"
+        raise ScenarioError(path, mark.line + 1 if mark else 0, None, f"not valid YAML: {problem}") from None
     if node is None:
         raise ScenarioError(path, 1, None, "the file is empty: a scenario needs at least title, guests and expect")
     lines = {}
