@@ -145,6 +145,8 @@ def parser():
     s.add_argument("--out", default="results", help="directory for results (default: ./results)")
     s.add_argument("--repeat", type=int, default=1, help="run each scenario N times")
     s.add_argument("--quiet", action="store_true", help="only the summary")
+    s.add_argument("--capture", action="store_true",
+                   help="tcpdump every host interface: a pcap per host in the results (open in Wireshark)")
     s.set_defaults(run=cmd_run)
     return p
 

@@ -237,6 +237,12 @@ class LabNetwork:
             raise LabError(f"no host {name!r} (hosts: {', '.join(self.host_names())})") from None
         return node
 
+    def graph(self):
+        """{hosts, switches, links: [[a, b, bw]]} by topology names, for reports."""
+        topo = self.net.topo
+        return {"name": self.spec.topology, "hosts": list(topo.hosts()), "switches": list(topo.switches()),
+                "links": [[a, b, info.get("bw")] for a, b, info in topo.links(withInfo=True)]}
+
     def host_names(self):
         return [h.name for h in self.net.hosts]
 

@@ -24,6 +24,9 @@ class Result:
     wall_s: float = None
     timeline_s: float = None
     t0: float = None              # CLOCK_MONOTONIC at the timeline's start (events' `t` use it)
+    teaches: str = ""
+    topology: dict = field(default_factory=dict)   # hosts, switches, links [a, b, bw]
+    captures: list = field(default_factory=list)   # pcap files per host interface (--capture)
     hosts: dict = field(default_factory=dict)      # host -> {ip, sysctls, counters: {before, after, delta}}
     guests: dict = field(default_factory=dict)     # guest -> {host, program, argv, exit, stderr, events}
     samples: dict = field(default_factory=dict)    # host -> [aggregated ss sample]

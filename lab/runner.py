@@ -115,7 +115,8 @@ class ScenarioRun:
         self.guests = {}
         self.sampler = None
         self.t0 = None
-        self.result = Result(scenario=sc.name, title=sc.title, path=sc.path)
+        self.result = Result(scenario=sc.name, title=sc.title, path=sc.path, teaches=sc.teaches)
+        self.capture_dir = None     # set: tcpdump on every host interface, a pcap each
 
     def network_spec(self):
         sc = self.sc
@@ -135,6 +136,13 @@ class ScenarioRun:
                     if link.bw:
                         lab.set_rate(*link.between, link.bw, link.only_from, link.burst)
                 addresses = {h: lab.host(h).IP() for h in lab.host_names()}
+                res.topology = lab.graph()
+                for link in sc.links:
+                    for edge in res.topology["links"]:
+                        if set(edge[:2]) == set(link.between) and link.bw:
+                            edge[2] = link.bw
+                if self.capture_dir:
+                    self._start_captures()
                 res.hosts = {h: {"ip": addresses[h], "sysctls": lab.effective_sysctls[h]} for h in addresses}
                 before = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
                 try:
@@ -222,6 +230,33 @@ class ScenarioRun:
             self.sampler.stop()
         for g in reversed(list(self.guests.values())):
             g.stop()
+        for proc, info in getattr(self, "_captures", []):
+            proc.send_signal(signal.SIGINT)      # tcpdump flushes its file on SIGINT
+            try:
+                proc.wait(5)
+            except Exception:  # noqa: BLE001 (LabNetwork.stop() kills it with its host)
+                pass
+            info["packets"] = _count_packets(proc.stderr.read() if proc.stderr else "")
+            if proc.stderr:
+                proc.stderr.close()
+
+    def _start_captures(self):
+        """tcpdump on every interface of every host (headers only), started before the timeline."""
+        import subprocess
+        self.capture_dir.mkdir(parents=True, exist_ok=True)
+        self._captures = []
+        for h in self.lab.host_names():
+            for intf in self.lab.host(h).intfNames():
+                if intf == "lo":
+                    continue
+                name = f"{h}-{intf.split('-', 1)[-1]}.pcap"
+                proc = self.lab.start_process(h, ["tcpdump", "-i", intf, "-s", "128", "-U", "-w",
+                                                  str(self.capture_dir / name)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                info = {"host": h, "intf": intf, "file": name, "packets": None}
+                self._captures.append((proc, info))
+                self.result.captures.append(info)
+        time.sleep(0.3)   # tcpdump needs a moment to attach before the first packet
 
     def _collect(self):
         res = self.result
@@ -249,15 +284,38 @@ class ScenarioRun:
         res.passed = all(v["passed"] for v in res.expectations)
 
 
-def run_scenario(sc, out_dir=None, progress=None):
-    """Run one validated Scenario; write results.json and junit.xml into OUT_DIR when given."""
+def _count_packets(tcpdump_stderr):
+    for line in tcpdump_stderr.splitlines():
+        if "packets captured" in line:
+            return int(line.split()[0])
+    return None
+
+
+def capture_excerpt(path, limit=15):
+    """The interesting packets of a pcap (SYN, RST, zero window), decoded by tcpdump."""
+    import subprocess
+    expr = "tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (tcp[14:2] = 0 and tcp[tcpflags] & tcp-ack != 0)"
+    proc = subprocess.run(["tcpdump", "-nn", "-tt", "-r", str(path), expr], capture_output=True, text=True, timeout=30)
+    lines = proc.stdout.splitlines()
+    more = f"\n... {len(lines) - limit} more" if len(lines) > limit else ""
+    return "\n".join(lines[:limit]) + more
+
+
+def run_scenario(sc, out_dir=None, progress=None, capture=False):
+    """Run one validated Scenario; write results.json, junit.xml and report.html into OUT_DIR when given."""
+    from .report import write_report
     run = ScenarioRun(sc, progress)
+    if capture and out_dir is not None:
+        run.capture_dir = Path(out_dir)
     try:
         result = run.execute()
     finally:
         if out_dir is not None:
             out = Path(out_dir)
             out.mkdir(parents=True, exist_ok=True)
+            for info in run.result.captures:
+                info["excerpt"] = capture_excerpt(out / info["file"]) if (out / info["file"]).exists() else ""
             write_result(run.result, out / "results.json")
             write_junit([run.result], out / "junit.xml")
+            write_report(out, run.result.captures)
     return result

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import library
 from .errors import LabError
+from .report import key_figures, write_index
 from .results import write_junit
 from .runner import run_scenario
 
@@ -34,16 +35,20 @@ def run_command(args, out=sys.stdout):
             say(f"[{n}/{total}] {sc.name}: {sc.title}")
             progress = (lambda text: None) if args.quiet else (lambda text: say(f"        {text}"))
             try:
-                result = run_scenario(sc, folder, progress)
+                result = run_scenario(sc, folder, progress, capture=args.capture)
             except KeyboardInterrupt:
                 say(f"        interrupted: partial results in {folder}/results.json; the network was removed")
                 raise
             results.append((sc, result, folder))
-            say(f"        {result.status} in {result.wall_s:.1f} s" + _detail(result) + f"  -> {folder}/results.json")
+            say(f"        {result.status} in {result.wall_s:.1f} s" + _detail(result) + f"  -> {folder / 'report.html'}")
     write_junit([r for _, r, _ in results], root / "junit.xml")
     summary = [{"scenario": sc.name, "status": r.status, "wall_s": r.wall_s, "timeline_s": r.timeline_s,
                 "results": str(folder / "results.json")} for sc, r, folder in results]
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
+    index = write_index(root, [{"scenario": sc.name, "status": r.status, "wall_s": r.wall_s,
+                                "report": str((folder / "report.html").relative_to(root)),
+                                "checks": f"{sum(e['passed'] for e in r.expectations)}/{len(r.expectations)}",
+                                "figures": key_figures(r)} for sc, r, folder in results])
     say("")
     say(f"{'scenario':<20} {'status':<7} {'wall s':>7} {'timeline s':>10}  checks")
     for sc, r, _ in results:
@@ -51,7 +56,8 @@ def run_command(args, out=sys.stdout):
         say(f"{sc.name:<20} {r.status:<7} {r.wall_s or 0:>7.1f} {r.timeline_s or 0:>10.1f}  {ok}/{len(r.expectations)}")
     counts = {s: sum(r.status == s for _, r, _ in results) for s in ("PASS", "FAIL", "SKIP", "ERROR")}
     say(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped, {counts['ERROR']} errors "
-        f"in {time.monotonic() - started:.1f} s; JUnit: {root / 'junit.xml'}")
+        f"in {time.monotonic() - started:.1f} s")
+    say(f"Reports: {index.resolve()}   JUnit: {root / 'junit.xml'}")
     if counts["ERROR"]:
         return 2
     return 1 if counts["FAIL"] else 0

@@ -56,9 +56,13 @@ fi
 stamp="$venv/.tcplab-installed"
 want=$(cat "$here/setup.cfg" "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing tcplab into the venv (with test extras)"
-    "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel >/dev/null
-    "$venv/bin/python" -m pip install -q -e "$here[test]"
+    say "installing tcplab into the venv (with test extras; log: $venv/install.log)"
+    if ! { "$venv/bin/python" -m pip install --upgrade pip setuptools wheel &&
+           "$venv/bin/python" -m pip install -e "$here[test]"; } > "$venv/install.log" 2>&1; then
+        tail -20 "$venv/install.log" >&2
+        echo "tcplab-install: pip failed; the whole log is $venv/install.log" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 else
     say "tcplab already installed in $venv"

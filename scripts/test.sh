@@ -7,10 +7,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install.sh"
-# Test-only tools: vagrant checks the Vagrantfile (vagrant validate).
-if ! command -v vagrant >/dev/null 2>&1; then
-    echo "tcplab-test: installing vagrant (to validate the Vagrantfile)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant >/dev/null
+# Test-only tools: vagrant validates the Vagrantfile; Debian's chromium and its driver load the reports.
+need=()
+command -v vagrant >/dev/null 2>&1 || need+=(vagrant)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "tcplab-test: installing ${need[*]} (test-only tools)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cd "$here"
 exec "$here/.venv/bin/python" -m pytest "$@"

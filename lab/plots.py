@@ -1,0 +1,166 @@
+"""Small SVG drawings for reports: line plots, histograms, event timelines, topologies. Pure.
+
+Inline SVG keeps a report self-contained: it loads nothing, runs no script, and opens from a file.
+"""
+import math
+from html import escape
+
+W, H = 640, 240
+PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 28, 40
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _nice(value):
+    """A round axis maximum at or above VALUE, made of four round steps (1, 2, 2.5, 5 x 10^k)."""
+    if value <= 0:
+        return 4
+    raw = value / 4
+    exp = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * exp >= raw:
+            return 4 * step * exp
+    return 40 * exp
+
+
+def _fmt(v):
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
+
+
+def _frame(title, xlabel, ylabel, xmax, ymax, body):
+    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    ticks = []
+    for i in range(5):
+        y = PAD_T + ph - ph * i / 4
+        ticks.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(ymax * i / 4)}</text>')
+        x = PAD_L + pw * i / 4
+        ticks.append(f'<text x="{x:.1f}" y="{PAD_T + ph + 16}" text-anchor="middle">{_fmt(round(xmax * i / 4, 3))}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" class="plot" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+            f'<text x="{PAD_L}" y="18" class="title">{escape(title)}</text>{"".join(ticks)}'
+            f'<line x1="{PAD_L}" y1="{PAD_T + ph}" x2="{W - PAD_R}" y2="{PAD_T + ph}" class="axis"/>'
+            f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{PAD_T + ph}" class="axis"/>'
+            f'<text x="{PAD_L + pw / 2}" y="{H - 6}" text-anchor="middle">{escape(xlabel)}</text>'
+            f'<text x="14" y="{PAD_T + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {PAD_T + ph / 2})">'
+            f'{escape(ylabel)}</text>{body}</svg>')
+
+
+def line_plot(title, series, xlabel="seconds", ylabel="", hlines=(), steps=True):
+    """SERIES: {label: [(x, y), ...]}; HLINES: [(y, label)]. A step plot by default (queues change in steps)."""
+    points = [p for s in series.values() for p in s if p[1] is not None]
+    if not points:
+        return ""
+    xmax = _nice(max(x for x, _ in points) or 1)
+    ymax = _nice(max([y for _, y in points] + [y for y, _ in hlines] + [1]))
+    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+
+    def px(x):
+        return PAD_L + pw * x / xmax
+
+    def py(y):
+        return PAD_T + ph - ph * y / ymax
+
+    body, legend = [], []
+    for i, (label, pts) in enumerate(series.items()):
+        pts = [(x, y) for x, y in pts if y is not None]
+        if not pts:
+            continue
+        color = COLORS[i % len(COLORS)]
+        path, prev = [], None
+        for x, y in pts:
+            if prev is not None and steps:
+                path.append(f"{px(x):.1f},{py(prev):.1f}")
+            path.append(f"{px(x):.1f},{py(y):.1f}")
+            prev = y
+        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(path)}"/>')
+        legend.append(f'<text x="{W - PAD_R - 4}" y="{PAD_T + 14 + 14 * len(legend)}" text-anchor="end" '
+                      f'fill="{color}">{escape(label)}</text>')
+    for y, label in hlines:
+        body.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="ref"/>'
+                    f'<text x="{PAD_L + 4}" y="{py(y) - 4:.1f}" class="ref">{escape(label)}</text>')
+    return _frame(title, xlabel, ylabel, xmax, ymax, "".join(body + legend))
+
+
+def histogram(title, values, xlabel="seconds", bins=20):
+    if not values:
+        return ""
+    xmax = _nice(max(values) or 1)
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int(v / xmax * bins))] += 1
+    ymax = _nice(max(counts))
+    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    bars = []
+    for i, c in enumerate(counts):
+        if c:
+            h = ph * c / ymax
+            bars.append(f'<rect x="{PAD_L + pw * i / bins + 1:.1f}" y="{PAD_T + ph - h:.1f}" '
+                        f'width="{pw / bins - 2:.1f}" height="{h:.1f}" fill="{COLORS[0]}"><title>{c}</title></rect>')
+    return _frame(title, xlabel, "connections", xmax, ymax, "".join(bars))
+
+
+def timeline(title, lanes, xmax):
+    """LANES: [(label, [(t, kind, tooltip), ...])]: one row of marks per guest, colored by event kind."""
+    if not lanes:
+        return ""
+    kinds = sorted({k for _, marks in lanes for _, k, _ in marks})
+    color = {k: COLORS[i % len(COLORS)] for i, k in enumerate(kinds)}
+    xmax = _nice(xmax or 1)
+    row, left = 22, 150
+    height = PAD_T + row * len(lanes) + 46
+    pw = W - left - PAD_R
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" class="plot" role="img" '
+           f'aria-label="{escape(title)}"><title>{escape(title)}</title><text x="{left}" y="18" class="title">'
+           f'{escape(title)}</text>']
+    for i, (label, marks) in enumerate(lanes):
+        y = PAD_T + row * i + row / 2
+        out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{escape(label)}</text>'
+                   f'<line x1="{left}" x2="{W - PAD_R}" y1="{y}" y2="{y}" class="grid"/>')
+        for t, kind, tip in marks[:400]:
+            out.append(f'<circle cx="{left + pw * min(t, xmax) / xmax:.1f}" cy="{y}" r="4" fill="{color[kind]}">'
+                       f'<title>{escape(tip)}</title></circle>')
+    base = PAD_T + row * len(lanes)
+    for i in range(5):
+        out.append(f'<text x="{left + pw * i / 4:.1f}" y="{base + 14}" text-anchor="middle">{_fmt(xmax * i / 4)} s</text>')
+    x = left
+    for k in kinds:
+        out.append(f'<circle cx="{x}" cy="{base + 32}" r="4" fill="{color[k]}"/><text x="{x + 8}" y="{base + 36}">'
+                   f'{escape(k)}</text>')
+        x += 14 + 7 * len(k) + 16
+    out.append("</svg>")
+    return "".join(out)
+
+
+def topology(nodes, links):
+    """NODES: [(name, kind, label)] with kind host|switch; LINKS: [(a, b, label)]. Switches in a row, hosts around."""
+    switches = [n for n in nodes if n[1] == "switch"]
+    hosts = [n for n in nodes if n[1] == "host"]
+    pos = {}
+    width = max(W, 110 * max(len(hosts) // 2 + 1, len(switches) + 1))
+    for i, (name, _, _) in enumerate(switches):
+        pos[name] = (width * (i + 1) / (len(switches) + 1), 110)
+    top, bottom = hosts[: (len(hosts) + 1) // 2], hosts[(len(hosts) + 1) // 2:]
+    for row, y in ((top, 36), (bottom, 184)):
+        for i, (name, _, _) in enumerate(row):
+            pos[name] = (width * (i + 1) / (len(row) + 1), y)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} 220" class="topo" role="img" '
+           f'aria-label="topology"><title>topology</title>']
+    for a, b, label in links:
+        if a in pos and b in pos:
+            (x1, y1), (x2, y2) = pos[a], pos[b]
+            out.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" class="link"/>')
+            if label:
+                out.append(f'<text x="{(x1 + x2) / 2 + 4:.0f}" y="{(y1 + y2) / 2:.0f}" class="ref">{escape(label)}</text>')
+    for name, kind, label in nodes:
+        x, y = pos[name]
+        shape = (f'<rect x="{x - 22:.0f}" y="{y - 14:.0f}" width="44" height="28" rx="4" class="switch"/>'
+                 if kind == "switch" else f'<circle cx="{x:.0f}" cy="{y:.0f}" r="18" class="host"/>')
+        out.append(f'{shape}<text x="{x:.0f}" y="{y + 4:.0f}" text-anchor="middle" class="node">{escape(name)}</text>')
+        if label:
+            out.append(f'<text x="{x:.0f}" y="{y + (32 if y > 110 else -24):.0f}" text-anchor="middle">{escape(label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
