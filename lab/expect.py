@@ -6,6 +6,7 @@ A check reads like the sentence a teacher would write:
     c*: TcpExt.TCPSynRetrans >= 1                    hosts by glob (or a+b)
     client: summary.partial_writes >= 1              a field of a guest's event (the last one)
     client: count connect where outcome=timeout == 0 how many events (optionally filtered)
+    h2: max sockets.send_q where t>2 >= 1000000      filtered by time (t: seconds since the timeline began)
     reader: max read.blocked_s in [0.9, 1.6]         an aggregate, within a band
     server: max sockets.accept_queue == 5            socket samples of a host (ss), aggregated
     h1: first listening.backlog == 128 ± 0           a tolerance
@@ -26,7 +27,7 @@ _CHECK = re.compile(
     r"^\s*(?P<subject>[\w*+?.\-\[\]]+)\s*:\s*"
     r"(?:(?P<agg>" + "|".join(AGGREGATES) + r")\s+)?"
     r"(?P<path>[A-Za-z][\w.\-]*)"
-    r"(?:\s+where\s+(?P<where>\w+=[\w.\-]+(?:\s*,\s*\w+=[\w.\-]+)*))?"
+    r"(?:\s+where\s+(?P<where>\w+[=<>][\w.\-]+(?:\s*,\s*\w+[=<>][\w.\-]+)*))?"
     r"\s*(?P<op>==|!=|>=|<=|>|<|\bin\b)\s*(?P<value>.+?)\s*$")
 _COUNTER = re.compile(r"^[A-Z][A-Za-z0-9]*\.[A-Za-z0-9_]+$")
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
@@ -45,7 +46,7 @@ class Check:
     op: str
     value: object        # a number, or (low, high) for `in`
     agg: str = None
-    where: dict = field(default_factory=dict)
+    where: list = field(default_factory=list)   # [(field, '=' | '<' | '>', value)]
     tolerance: float = 0.0
     why: str = ""
     names: list = field(default_factory=list)   # hosts or guests the subject matched (set by resolve)
@@ -113,11 +114,13 @@ def parse_check(text, why=""):
             raise CheckSyntaxError(f"{path}: unknown socket field (fields: {', '.join(SAMPLE_FIELDS)})")
     else:
         kind = "event"
-    where = {}
+    where = []
     if m.group("where"):
         for part in m.group("where").split(","):
-            k, v = part.strip().split("=", 1)
-            where[k] = v
+            key, cmp, v = re.match(r"(\w+)([=<>])(.+)", part.strip()).groups()
+            if cmp != "=":
+                _number(v)   # t<1.5: a number, or a syntax error now rather than a silent mismatch
+            where.append((key, cmp, v))
     tolerance = 0.0
     if op == "in":
         bm = re.fullmatch(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]", raw)
@@ -185,8 +188,16 @@ def _aggregate(agg, values):
     return values[-1]
 
 
-def _matches(event, where):
-    return all(str(event.get(k)).lower() == v.lower() for k, v in where.items())
+def _matches(record, where):
+    """FIELD=VALUE compares as text; FIELD<NUMBER and FIELD>NUMBER as numbers (t is an alias of t_rel)."""
+    for key, op, value in where:
+        got = record.get(key, record.get("t_rel") if key == "t" else None)
+        if op == "=":
+            if str(got).lower() != value.lower():
+                return False
+        elif not isinstance(got, (int, float)) or not (got < float(value) if op == "<" else got > float(value)):
+            return False
+    return True
 
 
 def observe(check, observations):
@@ -198,7 +209,8 @@ def observe(check, observations):
         return sum(values) if values else None
     if check.kind == "sample":
         key = check.path[len("sockets."):]
-        values = [s[key] for h in check.names for s in observations["samples"].get(h, []) if s.get(key) is not None]
+        values = [s[key] for h in check.names for s in observations["samples"].get(h, [])
+                  if s.get(key) is not None and _matches(s, check.where)]
         return _aggregate(check.agg or "max", values)
     events = sorted((e for g in check.names for e in observations["events"].get(g, [])
                      if e.get("event") == check.event and _matches(e, check.where)), key=lambda e: e.get("t", 0))
@@ -227,7 +239,7 @@ def evaluate(check, observations, meaning=""):
     who = "+".join(check.names) if check.names else check.subject
     subject = f"{who} {check.agg + ' ' if check.agg else ''}{check.path}"
     if check.where:
-        subject += " where " + ",".join(f"{k}={v}" for k, v in check.where.items())
+        subject += " where " + ",".join(f"{k}{cmp}{v}" for k, cmp, v in check.where)
     if observed is None:
         return Verdict(check.text, False, None, check.expected(),
                        f"expected {subject} {check.expected()}, but nothing was observed "

@@ -49,7 +49,7 @@ class NetworkSpec:
     args: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
     switch: str = "bridge"
-    controller_port: int = None            # set -> OVS userspace datapath + remote OpenFlow controller
+    controller: str = None                 # "lab": tcplab's os-ken controller, OVS userspace datapath
     host_sysctls: dict = field(default_factory=dict)   # host name or "*" -> {key: value}
 
 
@@ -58,10 +58,10 @@ def check_environment(spec):
     if os.geteuid() != 0:
         raise EnvironmentProblem("tcplab builds networks with namespaces and bridges: run it as root (sudo)")
     missing = [f"{cmd} (apt install {pkg})" for cmd, pkg in REQUIRED_COMMANDS.items() if not which(cmd)]
-    if spec.switch != "bridge" or spec.controller_port:
+    if spec.switch != "bridge" or spec.controller:
         if not which("ovs-vsctl"):
             missing.append("ovs-vsctl (apt install openvswitch-switch)")
-        if spec.controller_port and not which("ethtool"):
+        if spec.controller and not which("ethtool"):
             missing.append("ethtool (apt install ethtool)")
     if missing:
         raise EnvironmentProblem("missing commands: " + ", ".join(missing))
@@ -131,6 +131,19 @@ def _mininet_classes():
             self.record.add_process(host.pid, f"host {name}")
             return host
 
+        def addController(self, name="c0", controller=None, **params):  # noqa: N802
+            node = super().addController(name, controller, **params)
+            self.record.add_process(node.pid, f"controller node {name}")
+            return node
+
+        def stop(self):
+            super().stop()
+            # Mininet's RemoteController.stop() does nothing, so its node's shell would outlive the network.
+            for node in self.controllers:
+                node.terminate()
+                if node.shell:
+                    node.shell.wait(5)
+
     return dict(Mininet=LabMininet, TCLink=TCLink, LinuxBridge=LinuxBridge, OVSBridge=OVSBridge,
                 OVSSwitch=OVSSwitch, RemoteController=RemoteController, setLogLevel=setLogLevel)
 
@@ -144,6 +157,7 @@ class LabNetwork:
         self.log_level = log_level
         self.record = None
         self.net = None
+        self.controller = None
         self.effective_sysctls = {}
         self.machine_before = {}
         self.processes = []
@@ -170,25 +184,29 @@ class LabNetwork:
         self.machine_before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
         self.record.machine_sysctls = self.machine_before
         self.record.switches = [self.record.run_id + s for s in topo.switches()]
-        if spec.controller_port:
+        if spec.controller:
             self.record.ovs_bridges = list(self.record.switches)
         self.record.save()
         self._trap_sigterm()
         try:
+            if spec.controller:
+                from .controller.process import ControllerProcess
+                self.controller = ControllerProcess().start(self.record)
             self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
                                      switch=self._switch_class(mn), link=mn["TCLink"],
                                      autoSetMacs=True, waitConnected=False)
             self.net.topo = topo
-            if spec.controller_port:
+            if self.controller:
                 self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
-                                       port=spec.controller_port)
+                                       port=self.controller.of_port)
             self.net.build()
             self.record.root_interfaces = sorted(
                 intf for sw in self.net.switches for intf in sw.intfNames() if intf != "lo")
             self.record.save()
             self.net.start()
-            if spec.controller_port:
+            if self.controller:
                 self._offload_off()
+                self.controller.wait_switches(len(self.net.switches))
             self._tune_hosts()
         except BaseException:
             self.stop()
@@ -206,6 +224,8 @@ class LabNetwork:
                     self.net.stop()
                 except Exception:  # noqa: BLE001 (the record-based removal below still runs)
                     pass
+            if self.controller:
+                self.controller.stop()
             remove_run(self.record)
             for proc in self.processes:   # reap: they were killed with their host
                 try:
@@ -289,7 +309,7 @@ class LabNetwork:
     # -- internals ---------------------------------------------------------------------------
     def _switch_class(self, mn):
         from functools import partial
-        if self.spec.controller_port:
+        if self.spec.controller:
             return partial(mn["OVSSwitch"], datapath="user", protocols="OpenFlow13", failMode="secure")
         if self.spec.switch in ("ovs", "ovs-user"):
             datapath = "user" if self.spec.switch == "ovs-user" else "kernel"

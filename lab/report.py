@@ -136,6 +136,16 @@ def _plots(result):
         windows.setdefault(f"{guest} snd_wnd (tcp_info)", []).append((e.get("t_rel", 0), e["snd_wnd"]))
     if windows:
         out.append(plots.line_plot("Advertised window seen by the sender over time", windows, ylabel="bytes"))
+    ports = {}
+    for _, e in _events(result, "port-stats"):
+        ports.setdefault(f"{e.get('switch') or e['dpid']} port {e['port']}", []).append((e["t_rel"], e["rx_bytes"]))
+    rates = {}
+    for label, pts in ports.items():
+        pts.sort()
+        rates[label] = [(t2, max(0, (b2 - b1) * 8 / 1e6 / (t2 - t1))) for (t1, b1), (t2, b2) in zip(pts, pts[1:]) if t2 > t1]
+    if any(rates.values()):
+        out.append(plots.line_plot("Traffic into each switch port (OpenFlow port stats)", rates, ylabel="Mbit/s",
+                                   steps=False))
     latencies = [e["total_s"] for _, e in _events(result, "connect") if e.get("outcome") == "connected" and "total_s" in e]
     if latencies:
         out.append(plots.histogram(f"Connect latency distribution ({len(latencies)} connections)", latencies))

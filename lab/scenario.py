@@ -22,14 +22,20 @@ SAMPLE_KEYS = {"hosts", "interval", "port"}
 PROGRAMS = ("server", "client", "synflood")
 SWITCHES = ("bridge", "ovs", "ovs-user")
 SIGNALS = ("SIGTERM", "SIGINT", "SIGSTOP", "SIGCONT", "SIGUSR1", "SIGUSR2", "SIGKILL")
-# Each action kind and the fields it takes: data, not an if/elif chain (the runner maps kind -> handler).
+# Each action kind and the fields it takes (required, optional): data, not an if/elif chain (the runner
+# maps kind -> handler). drop/meter/restore need `controller: lab`.
 ACTION_FIELDS = {
-    "link-down": ("between",),
-    "link-up": ("between",),
-    "rate": ("between", "mbit"),
-    "sysctl": ("host", "key", "value"),
-    "signal": ("guest", "signal"),
+    "link-down": (("between",), ()),
+    "link-up": (("between",), ()),
+    "rate": (("between", "mbit"), ()),
+    "sysctl": (("host", "key", "value"), ()),
+    "signal": (("guest", "signal"), ()),
+    "drop": ((), ("from", "to", "flags", "seconds")),
+    "meter": (("kbps",), ("from", "to", "seconds")),
+    "restore": ((), ()),
 }
+CONTROLLER_ACTIONS = ("drop", "meter", "restore")
+TCP_FLAG_NAMES = ("syn", "syn-ack", "ack", "rst", "fin")
 
 
 @dataclass
@@ -321,13 +327,21 @@ def _parse_actions(sc, items, r):
         if len(kinds) != 1 or kinds[0] not in ACTION_FIELDS:
             raise r.error(key, f"expected one action kind besides 'at' (kinds: {', '.join(ACTION_FIELDS)})")
         kind, value = kinds[0], a[kinds[0]]
-        params = {"between": value} if kind in ("link-down", "link-up") else value
+        required, optional = ACTION_FIELDS[kind]
+        params = {"between": value} if kind in ("link-down", "link-up") else (value or {})
         if not isinstance(params, dict):
-            raise r.error(f"{key}.{kind}", f"expected a mapping with {', '.join(ACTION_FIELDS[kind])}")
-        r.keys(params, f"{key}.{kind}", set(ACTION_FIELDS[kind]))
-        for f in ACTION_FIELDS[kind]:
+            raise r.error(f"{key}.{kind}", f"expected a mapping with {', '.join(required + optional)}")
+        r.keys(params, f"{key}.{kind}", set(required + optional))
+        for f in required:
             if f not in params:
-                raise r.error(f"{key}.{kind}", f"missing {f!r} (needs {', '.join(ACTION_FIELDS[kind])})")
+                raise r.error(f"{key}.{kind}", f"missing {f!r} (needs {', '.join(required)})")
+        if kind in CONTROLLER_ACTIONS and sc.controller != "lab":
+            raise r.error(f"{key}.{kind}", "needs the OpenFlow controller: add `controller: lab` to the scenario")
+        if "flags" in params:
+            r.text(params["flags"], f"{key}.{kind}.flags", TCP_FLAG_NAMES)
+        for f in ("seconds", "kbps"):
+            if f in params:
+                params[f] = r.number(params[f], f"{key}.{kind}.{f}", minimum=1, integer=True)
         if "between" in params:
             params["between"] = r.pair(params["between"], f"{key}.{kind}.between")
         if kind == "rate":
@@ -364,7 +378,8 @@ def validate(sc, facts):
         for node in link.between:
             if node not in facts.nodes:
                 raise r.error(f"links[{i}].between", f"no node {node!r} (nodes: {', '.join(facts.nodes)})")
-    guest_names = [g.name for g in sc.guests]
+    # The controller's events (switch, rule, restore, port-stats, flow-stats) are checked like a guest's.
+    guest_names = [g.name for g in sc.guests] + (["controller"] if sc.controller else [])
     for i, g in enumerate(sc.guests):
         if g.host not in facts.hosts:
             raise r.error(f"guests[{i}].host", f"no host {g.host!r} in topology {sc.topology} (hosts: {', '.join(facts.hosts)})")
@@ -379,6 +394,9 @@ def validate(sc, facts):
         for node in a.params.get("between", ()):
             if node not in facts.nodes:
                 raise r.error(key, f"no node {node!r} (nodes: {', '.join(facts.nodes)})")
+        for f in ("from", "to"):
+            if f in a.params and a.params[f] not in facts.hosts:
+                raise r.error(key, f"{f}: no host {a.params[f]!r} (hosts: {', '.join(facts.hosts)})")
         if "host" in a.params and a.params["host"] not in facts.hosts:
             raise r.error(key, f"no host {a.params['host']!r} (hosts: {', '.join(facts.hosts)})")
         if "guest" in a.params and a.params["guest"] not in guest_names:

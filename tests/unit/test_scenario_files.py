@@ -25,7 +25,8 @@ EXPECTED = {
     "negative-duration": ":3: duration: must be >= 0.1, got -5",
     "unknown-guest-flag": ":7: guests[0].args: server: unrecognized arguments: --backlogg 4",
     "unknown-action": ":6: actions[0]: expected one action kind besides 'at' (kinds: link-down, link-up, rate, "
-                      "sysctl, signal)",
+                      "sysctl, signal, drop, meter, restore)",
+    "drop-without-controller": ":6: actions[0].drop: needs the OpenFlow controller: add `controller: lab` to the scenario",
     "sample-not-declared": ":6: expect[0]: checks socket samples of h1 but sample.hosts does not list them",
 }
 
@@ -62,7 +63,9 @@ def test_library_names_are_the_contract():
     names = {p.stem for p in library.scenario_paths()}
     assert names == {"established-queues", "blocking-read", "partial-read", "zero-window", "partial-write",
                      "blocking-write", "socket-memory", "listen-overflow", "abort-on-overflow", "somaxconn-cap",
-                     "burst-backlog", "syn-queue", "busy-link"}
+                     "burst-backlog", "syn-queue", "busy-link",
+                     # OpenFlow scenarios (controller: lab)
+                     "blackhole", "lost-synack", "rate-cap"}
 
 
 def test_unknown_scenario_name():
