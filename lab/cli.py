@@ -65,20 +65,74 @@ def _network_spec(args):
     return NetworkSpec(topology=name, topology_file=file, args=pos, params=kw, switch=args.switch)
 
 
+def _scenario_ref(ref):
+    from .library import SCENARIO_DIR
+    return ref.endswith((".yaml", ".yml")) or (SCENARIO_DIR / f"{ref}.yaml").is_file()
+
+
 def cmd_cli(args):
     from .console import LabConsole
     from .network import LabNetwork
-    spec = _network_spec(args)
+    sc = None
+    if _scenario_ref(args.topology):
+        from .library import load_scenario
+        from .runner import ScenarioRun
+        sc = load_scenario(args.topology)
+        spec = ScenarioRun(sc).network_spec()
+    else:
+        spec = _network_spec(args)
     started = time.monotonic()
     with LabNetwork(spec, purpose=f"cli {args.topology}") as lab:
+        if sc:
+            for link in sc.links:
+                if link.bw:
+                    lab.set_rate(*link.between, link.bw, link.only_from, link.burst)
         hosts = ", ".join(f"{h} {lab.host(h).IP()}" for h in lab.host_names())
-        print(f"tcplab: {spec.topology} is up in {time.monotonic() - started:.1f} s (run {lab.run_id}): {hosts}")
+        what = f"scenario {sc.name}'s network" if sc else spec.topology
+        print(f"tcplab: {what} is up in {time.monotonic() - started:.1f} s (run {lab.run_id}): {hosts}")
+        if sc:
+            print("tcplab: its sysctls are applied; its guests are ready to start by hand: "
+                  + ", ".join(g.name for g in sc.guests) + " (guests, start NAME, events NAME, stop NAME)")
         print("tcplab: lab commands: counters HOST, sockets HOST, sysctl HOST [KEY[=VALUE]], sockconsole HOST; "
               "`help` lists all; `exit` removes the network")
         lab.set_log_level("output")
-        LabConsole(lab)
+        LabConsole(lab, scenario=sc)
     print("tcplab: network removed")
     return 0
+
+
+def cmd_exercises(args):
+    from .classroom import list_exercises
+    for ex in list_exercises():
+        print(f"{ex.name:<20} {ex.title}")
+    print("\nHandouts: exercises/NAME/handout.md. Check your work: sudo tcplab check NAME --scenario FILE")
+    return 0
+
+
+def cmd_check(args):
+    from .classroom import check_labs, grade, load_exercise
+    ex = load_exercise(args.exercise)
+    if args.labs:
+        out = args.out or f"check-{ex.name}"
+        rows = check_labs(ex, args.labs, out, progress=lambda t: print(f"  checking {t}", flush=True))
+        students = sorted({r["student"] for r in rows})
+        for st in students:
+            mine = [r for r in rows if r["student"] == st]
+            ok = sum(bool(r["passed"]) for r in mine)
+            print(f"{st:<20} {ok}/{len(mine)} criteria passed")
+        print(f"\nOne row per student and criterion: {out}.csv and {out}.json")
+        return 0
+    print(f"{ex.name}: {ex.title}")
+    print(f"  running {args.scenario or ex.start} ...", flush=True)
+    _, grades = grade(ex, args.scenario, out_dir=args.out)
+    width = max(len(g.criterion) for g in grades)
+    for g in grades:
+        print(f"  {'PASS' if g.passed else 'FAIL'}  {g.criterion:<{width}}  {g.message}")
+        if not g.passed:
+            print(f"        hint: {g.hint}")
+    passed = sum(g.passed for g in grades)
+    print(f"{passed} of {len(grades)} criteria passed." + ("" if passed < len(grades) else " Well done."))
+    return 0 if passed == len(grades) else 1
 
 
 def cmd_demo(args):
@@ -119,13 +173,30 @@ def parser():
 
     s = sub.add_parser("cli", help="a Mininet prompt with counters, sockets, sysctl and the socket console",
                        description="Open a network and Mininet's CLI on it. Topology: a shipped name (single, "
-                       "pair, dumbbell, star), NAME,ARG,... as with `mn --topo`, or FILE.py[:NAME].",
+                       "pair, dumbbell, star), NAME,ARG,... as with `mn --topo`, or FILE.py[:NAME]; or a scenario "
+                       "(name or .yaml): its network, sysctls and guests.",
                        epilog="Example: tcplab cli star --hosts 8   then: counters server, sockets server")
-    s.add_argument("topology", nargs="?", default="single", help="default: single (h1 10.0.0.1, h2 10.0.0.2)")
+    s.add_argument("topology", nargs="?", default="single",
+                   help="a topology (default: single, h1 10.0.0.1 and h2 10.0.0.2), or a scenario name or .yaml file: "
+                   "its network with its sysctls, and its guests to start by hand")
     s.add_argument("--hosts", type=int, help="number of hosts (single) or clients (star, dumbbell)")
     s.add_argument("--switch", choices=("bridge", "ovs", "ovs-user"), default="bridge",
                    help="bridge: Linux bridge (default, kernel speed); ovs: OVS kernel datapath; ovs-user: OVS userspace")
     s.set_defaults(run=cmd_cli)
+
+    s = sub.add_parser("exercises", help="the classroom exercises, one per line")
+    s.set_defaults(run=cmd_exercises)
+
+    s = sub.add_parser("check", help="grade an exercise: your scenario, run for real, criterion by criterion",
+                       description="Run a student's version of an exercise and grade it by the kernel's counters and "
+                       "the guests' events: PASS/FAIL per criterion, with a hint when it fails. Exit 0 when all pass.",
+                       epilog="Examples: tcplab check overflow-fix --scenario my-overflow.yaml\n"
+                       "          tcplab check overflow-fix --labs class/ --out grades   (class/STUDENT/*.yaml)")
+    s.add_argument("exercise", help="an exercise name (tcplab exercises)")
+    s.add_argument("--scenario", help="your version of the exercise's start.yaml (default: the start itself)")
+    s.add_argument("--labs", help="a folder of student copies, one folder per student, one .yaml in each")
+    s.add_argument("--out", help="with --labs: the CSV/JSON file name prefix; else a folder for the run's results")
+    s.set_defaults(run=cmd_check)
 
     s = sub.add_parser("cleanup", help="remove what runs that died (SIGKILL, crash) left behind; never anything else")
     s.add_argument("--check", action="store_true", help="only list run records and what each left")

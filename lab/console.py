@@ -5,6 +5,7 @@
     sockets HOST                    each TCP socket: queues, accept queue/backlog, tcp_info
     sysctl HOST [KEY[=VALUE]]       read or set a per-host sysctl (machine-wide keys are refused)
     sockconsole HOST                the interactive socket console inside HOST (quit to come back)
+    guests | start NAME | events NAME | stop NAME    (tcplab cli SCENARIO) the scenario's guests, by hand
 """
 import subprocess
 
@@ -49,8 +50,10 @@ class LabConsole(CLI):
 
     prompt = "tcplab> "
 
-    def __init__(self, lab, **kwargs):
+    def __init__(self, lab, scenario=None, **kwargs):
         self.lab = lab
+        self.scenario = scenario
+        self.running = {}
         self.baseline = {h: counters.read_host_counters(lab.host(h).pid) for h in lab.host_names()}
         self.last = dict(self.baseline)
         super().__init__(lab.net, **kwargs)
@@ -118,6 +121,59 @@ class LabConsole(CLI):
         if host is None:
             return self.say("usage: sockconsole HOST") if not line.strip() else None
         subprocess.call(["mnexec", "-a", str(host.pid), *guest_argv("sockconsole", ["--name", host.name])])
+
+    def _guest_spec(self, name):
+        if not self.scenario:
+            self.say("no scenario: open one with `tcplab cli SCENARIO`")
+            return None
+        try:
+            return self.scenario.guest(name)
+        except StopIteration:
+            self.say(f"no guest {name!r} (guests: {', '.join(g.name for g in self.scenario.guests)})")
+            return None
+
+    def do_guests(self, line):
+        """guests: the scenario's guests and whether they run."""
+        if not self.scenario:
+            return self.say("no scenario: open one with `tcplab cli SCENARIO`")
+        for g in self.scenario.guests:
+            state = "running" if g.name in self.running and self.running[g.name].running() else \
+                "exited" if g.name in self.running else "not started"
+            self.say(f"  {g.name:<12} on {g.host:<8} {state:<12} {g.program} {' '.join(g.args)}")
+
+    def do_start(self, line):
+        """start NAME: start one of the scenario's guests in its host."""
+        from .guests import GuestProcess
+        from .scenario import substitute
+        spec = self._guest_spec(line.strip())
+        if spec is None:
+            return
+        addresses = {h: self.lab.host(h).IP() for h in self.lab.host_names()}
+        import time as _time
+        argv = substitute(spec.args, addresses, _time.monotonic())
+        g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
+        self.running[spec.name] = g
+        if spec.ready and not g.wait_event(spec.ready, 5):
+            return self.say(f"{spec.name} did not report {spec.ready}: {g.stderr.strip()[-200:]}")
+        self.say(f"started {spec.name} on {spec.host}: {spec.program} {' '.join(argv)}")
+
+    def do_events(self, line):
+        """events NAME: the last events of a guest started here."""
+        g = self.running.get(line.strip())
+        if g is None:
+            return self.say(f"{line.strip()!r} was not started here (start NAME first)")
+        for e in g.events[-10:]:
+            self.say("  " + " ".join(f"{k}={v}" for k, v in e.items() if k not in ("prog", "guest", "host")))
+
+    def do_stop(self, line):
+        """stop NAME: stop a guest started here (it prints its summary)."""
+        g = self.running.get(line.strip())
+        if g is None:
+            return self.say(f"{line.strip()!r} was not started here")
+        g.stop()
+        summary = g.summary() or {}
+        self.say(f"stopped {g.name}: " + " ".join(f"{k}={v}" for k, v in summary.items()
+                                                 if k not in ("t", "prog", "event", "guest", "host")))
 
     def do_help(self, line):
         super().do_help(line)
