@@ -159,6 +159,40 @@ def cmd_run(args):
     return run_command(args)
 
 
+def cmd_bench(args):
+    import json as _json
+
+    from . import bench
+    say = print
+    figures = {}
+    sections = args.only.split(",") if args.only else ["lifecycle", "library", "storm", "throughput", "soak"]
+    sizes = [int(x) for x in args.sizes.split(",")]
+    if "lifecycle" in sections:
+        say(f"1. lifecycle: single with {args.sizes} hosts, tcplab vs bare Mininet, {args.rounds} alternating rounds")
+        figures["lifecycle"] = bench.lifecycle(sizes, args.rounds, say)
+    if "library" in sections:
+        say("2. library: tcplab run all")
+        figures["library"] = bench.library_run(say)
+    if "storm" in sections:
+        say(f"3. storm: {args.clients} clients at one server")
+        figures["storm"] = bench.storm(args.clients, say)
+    if "throughput" in sections:
+        say("4. throughput: guest writer->reader vs iperf3")
+        figures["throughput"] = bench.throughput(3, say)
+    if "soak" in sections:
+        say(f"5. soak: {args.soak} consecutive runs with a leak check after each, then two runs at once")
+        figures["soak"] = bench.soak(args.soak, say)
+        figures["concurrent"] = bench.concurrent(say)
+    machine = bench.machine_description()
+    if args.write:
+        bench.write_markdown(args.write, machine, figures)
+        say(f"\nwritten: {args.write}")
+    if args.json:
+        with open(args.json, "w") as f:
+            _json.dump({"machine": machine, "figures": figures}, f, indent=1, default=str)
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog="tcplab", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -197,6 +231,19 @@ def parser():
     s.add_argument("--labs", help="a folder of student copies, one folder per student, one .yaml in each")
     s.add_argument("--out", help="with --labs: the CSV/JSON file name prefix; else a folder for the run's results")
     s.set_defaults(run=cmd_check)
+
+    s = sub.add_parser("bench", help="benchmarks: lifecycle vs bare Mininet, the library, a 200-client storm, "
+                       "throughput vs iperf3, and a soak with leak checks; prints figures, writes docs/benchmarks.md",
+                       description="Measure how fast, how big and how robust tcplab is on this machine (about 15 "
+                       "minutes with the defaults). Figures, not pass/fail: goals are stated beside them.")
+    s.add_argument("--only", help="comma-separated sections: lifecycle,library,storm,throughput,soak")
+    s.add_argument("--sizes", default="2,50,200", help="host counts for the lifecycle section (default 2,50,200)")
+    s.add_argument("--rounds", type=int, default=3, help="alternating rounds per size (default 3; medians)")
+    s.add_argument("--clients", type=int, default=200, help="client hosts in the storm (default 200)")
+    s.add_argument("--soak", type=int, default=200, help="consecutive runs in the soak (default 200)")
+    s.add_argument("--write", default="docs/benchmarks.md", help="the Markdown page to write ('' for none)")
+    s.add_argument("--json", help="also write the raw figures as JSON")
+    s.set_defaults(run=cmd_bench)
 
     s = sub.add_parser("cleanup", help="remove what runs that died (SIGKILL, crash) left behind; never anything else")
     s.add_argument("--check", action="store_true", help="only list run records and what each left")

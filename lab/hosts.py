@@ -4,7 +4,10 @@ A key is per host when the kernel keeps it per network namespace (`net.core.soma
 `net.ipv4.tcp_*`); machine-wide keys (`net.core.rmem_max`, `tcp_mem`...) fail with EINVAL or do not
 exist inside a host, and changing them would change every host and the machine itself.
 """
+import ctypes
+import os
 import subprocess
+import threading
 
 from .errors import HostCommandError, SysctlError
 
@@ -69,32 +72,82 @@ def host_run(host, argv, timeout=10):
     return proc.stdout
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _proc_path(key):
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def tune_in_namespaces(jobs):
+    """For each (name, pid, {key: value} to write, keys to read): write then read sysctls in the network
+    namespace of PID. Returns {name: {key: value}}; raises SysctlError naming the host, key and value.
+
+    /proc/sys/net shows the namespace of the *thread* that opens it, and setns() moves only the calling
+    thread: one short-lived thread visits every host in turn, with no process spawned per host (200 hosts
+    cost milliseconds, not the seconds of 400 `sysctl` processes).
+    """
+    results, errors = {}, []
+
+    def visit():
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            for name, pid, writes, reads in jobs:
+                fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+                try:
+                    _setns(fd)
+                    for key, value in writes.items():
+                        try:
+                            with open(_proc_path(key), "w") as f:
+                                f.write(normalize(value))
+                        except OSError as e:
+                            raise SysctlError(f"{name}: {key}={normalize(value)}: the kernel refused it "
+                                              f"({e.strerror})") from None
+                    values = {}
+                    for key in list(reads) + [k for k in writes if k not in reads]:
+                        try:
+                            with open(_proc_path(key)) as f:
+                                values[key] = normalize(f.read())
+                        except FileNotFoundError:
+                            continue
+                    for key, value in writes.items():
+                        if values.get(key) != normalize(value):
+                            raise SysctlError(f"{name}: {key}={normalize(value)} did not take effect "
+                                              f"(the kernel has {values.get(key)})")
+                    results[name] = {k: values[k] for k in reads if k in values}
+                finally:
+                    os.close(fd)
+        except (SysctlError, OSError) as e:
+            errors.append(e)
+        finally:
+            _setns(home)
+            os.close(home)
+
+    worker = threading.Thread(target=visit, name="tcplab-sysctl")
+    worker.start()
+    worker.join()
+    if errors:
+        raise errors[0] if isinstance(errors[0], SysctlError) else SysctlError(str(errors[0]))
+    return results
+
+
 def set_host_sysctls(host, settings):
     """Write {key: value} inside HOST and verify that the kernel kept each value."""
-    if not settings:
-        return
     for key in settings:
         check_per_host(key)
-    args = [f"{key}={normalize(value)}" for key, value in settings.items()]
-    try:
-        host_run(host, ["sysctl", "-q", "-w", *args])
-    except HostCommandError as e:
-        raise SysctlError(f"{host.name}: sysctl refused {' '.join(args)}: {e.stderr.strip()}") from None
-    got = read_host_sysctls(host, settings)
-    for key, value in settings.items():
-        if got[key] != normalize(value):
-            raise SysctlError(f"{host.name}: {key}={normalize(value)} did not take effect (kernel has {got[key]})")
+    tune_in_namespaces([(host.name, host.pid, settings, ())])
 
 
 def read_host_sysctls(host, keys=RECORDED_KEYS):
     """{key: value} as HOST's kernel reports them."""
-    out = host_run(host, ["sysctl", *keys])
-    values = {}
-    for line in out.splitlines():
-        key, sep, value = line.partition(" = ")
-        if sep:
-            values[key.strip()] = normalize(value)
-    return values
+    return tune_in_namespaces([(host.name, host.pid, {}, keys)])[host.name]
 
 
 def read_machine_sysctls(keys):

@@ -34,6 +34,7 @@ from .runrecord import RunRecord, all_records, process_start_time, same_process
 REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
                      "brctl": "bridge-utils", "sysctl": "procps", "ifconfig": "net-tools"}
 SWITCH_KINDS = ("bridge", "ovs", "ovs-user")
+SHAPING_PARAMS = {"bw", "delay", "jitter", "loss", "max_queue_size", "speedup", "use_htb", "use_tbf", "use_hfsc"}
 
 
 class Terminated(BaseException):
@@ -92,7 +93,7 @@ def netem_available():
 
 def _mininet_classes():
     # Imported late: the pure modules and `tcplab --help` must work without Mininet.
-    from mininet.link import TCLink
+    from mininet.link import Link, TCLink
     from mininet.log import setLogLevel
     from mininet.net import Mininet
     from mininet.node import OVSBridge, OVSSwitch, RemoteController
@@ -130,6 +131,13 @@ def _mininet_classes():
             host = super().addHost(name, cls, **params)
             self.record.add_process(host.pid, f"host {name}")
             return host
+
+        def addLink(self, node1, node2, port1=None, port2=None, cls=None, **params):  # noqa: N802
+            # TCLink only where the topology shapes the link: its per-interface tc and ifconfig commands cost
+            # about 10 ms a link (2 s at 200 hosts). Later shaping (set_rate) replaces qdiscs on any link.
+            if cls is None and not SHAPING_PARAMS & set(params):
+                cls = Link
+            return super().addLink(node1, node2, port1, port2, cls, **params)
 
         def addController(self, name="c0", controller=None, **params):  # noqa: N802
             node = super().addController(name, controller, **params)
@@ -194,7 +202,7 @@ class LabNetwork:
                 self.controller = ControllerProcess().start(self.record)
             self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
                                      switch=self._switch_class(mn), link=mn["TCLink"],
-                                     autoSetMacs=True, waitConnected=False)
+                                     waitConnected=False)
             self.net.topo = topo
             if self.controller:
                 self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
@@ -204,8 +212,9 @@ class LabNetwork:
                 intf for sw in self.net.switches for intf in sw.intfNames() if intf != "lo")
             self.record.save()
             self.net.start()
-            if self.controller:
+            if self.controller or spec.switch == "ovs-user":
                 self._offload_off()
+            if self.controller:
                 self.controller.wait_switches(len(self.net.switches))
             self._tune_hosts()
         except BaseException:
@@ -328,12 +337,13 @@ class LabNetwork:
 
     def _tune_hosts(self):
         wanted = self.spec.host_sysctls
+        jobs = []
         for host in self.net.hosts:
             settings = dict(hostcfg.KERNEL_DEFAULTS)
             settings.update(wanted.get("*", {}))
             settings.update(wanted.get(host.name, {}))
-            hostcfg.set_host_sysctls(host, settings)
-            self.effective_sysctls[host.name] = hostcfg.read_host_sysctls(host)
+            jobs.append((host.name, host.pid, settings, hostcfg.RECORDED_KEYS))
+        self.effective_sysctls = hostcfg.tune_in_namespaces(jobs)
 
     def _offload_off(self):
         # Over the OVS userspace datapath, TCP fails with TX checksum offload on (ping works): verified.

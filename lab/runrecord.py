@@ -72,19 +72,38 @@ class RunRecord:
         tmp.write_text(json.dumps(asdict(self), indent=1))
         tmp.replace(self.path)
 
+    @property
+    def journal(self):
+        """PIDs as they are started: one appended line each (a rewrite per host would cost O(n^2))."""
+        return RECORD_DIR / f"{self.run_id}.pids"
+
     def add_process(self, pid, role):
-        self.processes[str(pid)] = {"start": process_start_time(pid), "role": role}
-        self.save()
+        start = process_start_time(pid)
+        self.processes[str(pid)] = {"start": start, "role": role}
+        with open(self.journal, "a") as f:
+            f.write(json.dumps([pid, start, role]) + "\n")
 
     def owner_alive(self):
         return same_process(self.owner_pid, self.owner_start)
 
     def remove(self):
+        self.journal.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path):
-        return cls(**json.loads(Path(path).read_text()))
+        record = cls(**json.loads(Path(path).read_text()))
+        try:
+            lines = record.journal.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                pid, start, role = json.loads(line)
+            except ValueError:
+                continue            # a line cut short by a SIGKILL mid-write
+            record.processes.setdefault(str(pid), {"start": start, "role": role})
+        return record
 
 
 def all_records():

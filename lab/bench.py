@@ -1,0 +1,290 @@
+"""`tcplab bench`: how fast, how big and how robust tcplab is, measured in one run and printed.
+
+Figures, not timed tests: each section prints a table and the whole run is written to docs/benchmarks.md
+with a description of the machine. Sections: lifecycle (against bare Mininet, alternating runs, medians),
+library (wall time of `run all`, overhead beyond each timeline), storm (200 clients at one server),
+throughput (guest writer->reader against iperf3, Linux bridge and OVS userspace), soak (consecutive runs
+with a leak check after each, and two runs at once).
+"""
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import hosts as hostcfg
+from . import library
+from .guests import GuestProcess
+from .network import LabNetwork, NetworkSpec, restore_machine_sysctls
+from .runner import run_scenario
+from .runrecord import all_records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- leak check (also used by the soak tests) ---------------------------------------------------
+def machine_state():
+    """What a run could leave behind: root interfaces, OVS bridges, Mininet shells, records, sysctls."""
+    links = set(os.listdir("/sys/class/net"))
+    try:
+        bridges = set(subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True,
+                                     timeout=10).stdout.split())
+    except (OSError, subprocess.TimeoutExpired):
+        bridges = set()
+    shells = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"mininet:" in cmd or cmd.startswith(b"mnexec"):
+            shells.add(pid)
+    return {"links": links, "ovs_bridges": bridges, "host_shells": shells,
+            "records": {r.run_id for r in all_records()},
+            "sysctls": hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)}
+
+
+def leaks(before, after):
+    """Differences that a run left behind: {kind: [items]} (empty when the machine is as it was)."""
+    found = {}
+    for kind in ("links", "ovs_bridges", "host_shells", "records"):
+        extra = sorted(after[kind] - before[kind])
+        if extra:
+            found[kind] = extra
+    changed = {k: (v, after["sysctls"].get(k)) for k, v in before["sysctls"].items() if after["sysctls"].get(k) != v}
+    if changed:
+        found["sysctls"] = changed
+    return found
+
+
+# -- sections -------------------------------------------------------------------------------------
+def _bare_mininet(n):
+    from mininet.net import Mininet
+    from mininet.nodelib import LinuxBridge
+    from mininet.topo import SingleSwitchTopo
+    t0 = time.monotonic()
+    net = Mininet(topo=SingleSwitchTopo(n), switch=LinuxBridge, controller=None)
+    net.start()
+    t1 = time.monotonic()
+    net.stop()
+    return t1 - t0, time.monotonic() - t1
+
+
+def _tcplab(n):
+    t0 = time.monotonic()
+    lab = LabNetwork(NetworkSpec("single", args=[n]))
+    lab.start()
+    t1 = time.monotonic()
+    lab.stop()
+    return t1 - t0, time.monotonic() - t1
+
+
+def lifecycle(sizes, rounds, say):
+    """Start+stop of `single` with N hosts, tcplab against bare Mininet (Linux bridge), alternating."""
+    from mininet.log import setLogLevel
+    setLogLevel("error")
+    guarded = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    rows = []
+    for n in sizes:
+        lab_runs, bare_runs = [], []
+        for _ in range(rounds):
+            lab_runs.append(_tcplab(n))
+            bare_runs.append(_bare_mininet(n))
+            # Bare Mininet's fixLimits() may raise machine-wide settings; put them back after each run.
+            restore_machine_sysctls(guarded)
+        med = {k: statistics.median(sum(r) for r in runs) for k, runs in (("lab", lab_runs), ("bare", bare_runs))}
+        row = {"hosts": n, "tcplab_start": statistics.median(r[0] for r in lab_runs),
+               "tcplab_stop": statistics.median(r[1] for r in lab_runs),
+               "bare_start": statistics.median(r[0] for r in bare_runs),
+               "bare_stop": statistics.median(r[1] for r in bare_runs),
+               "tcplab_total": med["lab"], "bare_total": med["bare"], "ratio": med["lab"] / med["bare"]}
+        rows.append(row)
+        say(f"  {n:>4} hosts: tcplab {row['tcplab_start']:.2f}+{row['tcplab_stop']:.2f} s, bare Mininet "
+            f"{row['bare_start']:.2f}+{row['bare_stop']:.2f} s, ratio {row['ratio']:.2f}")
+    return rows
+
+
+def library_run(say):
+    """`tcplab run all` wall time, and each scenario's overhead beyond its own timeline."""
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "lab.cli", "run", "all", "--out", out, "--quiet"], cwd=ROOT,
+                              capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    rows = [{"scenario": s["scenario"], "status": s["status"], "wall_s": s["wall_s"], "timeline_s": s["timeline_s"],
+             "overhead_s": round((s["wall_s"] or 0) - (s["timeline_s"] or 0), 2)} for s in summary]
+    say(f"  run all: {wall:.1f} s wall for {len(rows)} scenarios (exit {proc.returncode}); "
+        f"median overhead {statistics.median(r['overhead_s'] for r in rows):.2f} s per scenario")
+    return {"wall_s": wall, "exit": proc.returncode, "scenarios": rows}
+
+
+STORM = """
+title: 200 client hosts burst at one server
+topology: star,{clients}
+guests:
+  - name: app
+    host: server
+    program: server
+    args: {{port: 9000, backlog: 64, accept: never, queue-interval: 0.05}}
+{client_lines}
+duration: 60
+expect:
+  - "app: max accept-queue.length in [65, 66]"
+  - "server: TcpExt.ListenOverflows >= 1"
+"""
+
+
+def storm(clients, say):
+    lines = "\n".join(f'  - {{name: cl{i}, host: c{i}, program: client, args: {{mode: connect, server: "{{server}}:9000", '
+                      f'count: 1, timeout: 3, start-at: "{{t0+{clients * 0.04 + 1:.1f}}}"}}}}'
+                      for i in range(1, clients + 1))
+    sc = library.load_text(STORM.format(clients=clients, client_lines=lines), name=f"storm-{clients}")
+    t0 = time.monotonic()
+    result = run_scenario(sc)
+    wall = time.monotonic() - t0
+    hosts_with_counters = sum(1 for h in result.hosts.values() if "counters" in h)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = {"clients": clients, "wall_s": wall, "status": result.status, "hosts_with_counters": hosts_with_counters,
+           "hosts": len(result.hosts), "peak_rss_mib": peak_mib,
+           "overflows": result.hosts["server"]["counters"]["delta"]["TcpExt"]["ListenOverflows"]}
+    say(f"  {clients} clients: {wall:.1f} s end to end, {result.status}, counters for {hosts_with_counters}/"
+        f"{len(result.hosts)} hosts, peak RSS {peak_mib:.0f} MiB, server ListenOverflows {row['overflows']}")
+    return row
+
+
+def _guest_rate(lab, seconds):
+    server = GuestProcess("r", "h1", "server", ["--port", 9500, "--read-size", 262144]).start(lab)
+    server.wait_event("listening", 5)
+    client = GuestProcess("w", "h2", "client", ["write", "10.0.0.1:9500", "--write-size", 262144,
+                                                "--duration", seconds]).start(lab)
+    client.wait(seconds + 10)
+    server.stop()
+    client.stop()
+    return client.summary()["acked"] * 8 / seconds / 1e9
+
+
+def _iperf_rate(lab, seconds):
+    server = lab.start_process("h1", ["iperf3", "-s", "-1", "-B", "10.0.0.1", "-p", "9501"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    out = lab.host("h2").cmd(f"iperf3 -c 10.0.0.1 -p 9501 -t {seconds} -J")
+    server.wait(10)
+    data = json.loads(out[out.index("{"):])
+    return data["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def throughput(seconds, say):
+    rows = []
+    for switch in ("bridge", "ovs-user"):
+        with LabNetwork(NetworkSpec("single", args=[2], switch=switch), purpose=f"bench throughput {switch}") as lab:
+            guest = statistics.median(_guest_rate(lab, seconds) for _ in range(2))
+            iperf = statistics.median(_iperf_rate(lab, seconds) for _ in range(2))
+        rows.append({"switch": switch, "guest_gbps": guest, "iperf3_gbps": iperf, "ratio": guest / iperf})
+        say(f"  {switch:<9} guest writer->reader {guest:.2f} Gbit/s, iperf3 {iperf:.2f} Gbit/s, ratio {guest / iperf:.2f}")
+    return rows
+
+
+SOAK_SELECTION = ("partial-read", "blocking-read", "burst-backlog", "zero-window", "somaxconn-cap",
+                  "partial-write", "socket-memory", "blocking-write")
+
+
+def soak(runs, say, selection=SOAK_SELECTION):
+    """RUNS consecutive scenario runs, rotating through SELECTION, with a leak check after each."""
+    scenarios = [library.load_scenario(n) for n in selection]
+    baseline = machine_state()
+    statuses, leak_runs = {}, []
+    for i in range(runs):
+        sc = scenarios[i % len(scenarios)]
+        result = run_scenario(sc)
+        statuses[result.status] = statuses.get(result.status, 0) + 1
+        found = leaks(baseline, machine_state())
+        if found:
+            leak_runs.append({"run": i + 1, "scenario": sc.name, "leaks": {k: str(v) for k, v in found.items()}})
+        if (i + 1) % 10 == 0 or i + 1 == runs:
+            say(f"  {i + 1}/{runs} runs: {statuses}, runs with leaks: {len(leak_runs)}")
+    return {"runs": runs, "statuses": statuses, "leak_runs": leak_runs}
+
+
+def concurrent(say, names=("zero-window", "listen-overflow")):
+    """Two `tcplab run` at once on one machine: both must pass."""
+    with tempfile.TemporaryDirectory() as out:
+        procs = [subprocess.Popen([sys.executable, "-m", "lab.cli", "run", n, "--out", f"{out}/{i}", "--quiet"],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i, n in enumerate(names)]
+        results = [(p.communicate(timeout=300), p.returncode) for p in procs]
+    codes = [rc for _, rc in results]
+    say(f"  two runs at once ({', '.join(names)}): exit codes {codes}")
+    return {"scenarios": list(names), "exit_codes": codes, "passed": codes == [0, 0],
+            "output": [o[0][-400:] + o[1][-400:] for o, _ in results if _ != 0]}
+
+
+# -- the report -------------------------------------------------------------------------------------
+def machine_description():
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem = next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))
+    distro = next((ln.split("=", 1)[1].strip('"') for ln in Path("/etc/os-release").read_text().splitlines()
+                   if ln.startswith("PRETTY_NAME")), "")
+    ovs = subprocess.run(["ovs-vsctl", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    import mininet.net
+    return {"kernel": platform.release(), "distro": distro, "cpu": cpu, "cores": os.cpu_count(),
+            "memory_gib": round(int(mem) / 1024 / 1024, 1), "python": platform.python_version(),
+            "mininet": mininet.net.VERSION, "ovs": re.sub(r"^ovs-vsctl \(Open vSwitch\) ", "", ovs),
+            "ovs_datapath": "kernel" if Path("/sys/module/openvswitch").exists() else "userspace"}
+
+
+def write_markdown(path, m, figures):
+    lines = ["# Benchmarks", "", f"Measured by `sudo tcplab bench` on {time.strftime('%Y-%m-%d')}. Re-run it to "
+             "refresh this page; figures vary with the machine and its load.", "",
+             "## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m.items()]
+    if "lifecycle" in figures:
+        lines += ["", "## 1. Lifecycle overhead (goal: ratio <= 1.10)", "",
+                  "`single` topology, Linux bridge, no controller: tcplab's LabNetwork against bare Mininet, runs "
+                  "alternating, medians of start + stop.", "",
+                  "| hosts | tcplab start | tcplab stop | bare start | bare stop | ratio (total) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['hosts']} | {r['tcplab_start']:.2f} s | {r['tcplab_stop']:.2f} s | {r['bare_start']:.2f} s | "
+                  f"{r['bare_stop']:.2f} s | **{r['ratio']:.2f}** |" for r in figures["lifecycle"]]
+    if "library" in figures:
+        lib = figures["library"]
+        lines += ["", "## 2. The library (goal: <= 90 s for all on 2 cores)", "",
+                  f"`tcplab run all`: **{lib['wall_s']:.1f} s** wall for {len(lib['scenarios'])} scenarios (exit {lib['exit']}).", "",
+                  "| scenario | status | wall | timeline | overhead |", "|---|---|---|---|---|"]
+        lines += [f"| {r['scenario']} | {r['status']} | {r['wall_s']:.1f} s | {r['timeline_s']:.1f} s | {r['overhead_s']:.2f} s |"
+                  for r in lib["scenarios"]]
+    if "storm" in figures:
+        s = figures["storm"]
+        lines += ["", "## 3. Storm scale (goal: < 30 s end to end)", "",
+                  f"A listen-overflow variant: {s['clients']} client hosts (star topology), one connection each at the same "
+                  f"instant, to a server with backlog 64 that never accepts.", "",
+                  f"- end to end: **{s['wall_s']:.1f} s** ({s['status']})",
+                  f"- per-host counters collected for {s['hosts_with_counters']} of {s['hosts']} hosts, read from "
+                  "`/proc/PID/net/*` (no process per host)",
+                  f"- the lab's peak memory (RSS): {s['peak_rss_mib']:.0f} MiB",
+                  f"- server ListenOverflows: {s['overflows']}"]
+    if "throughput" in figures:
+        lines += ["", "## 4. Throughput (goal: >= 0.8 x iperf3)", "",
+                  "Guest bulk writer -> reader (256 KiB writes and reads) against iperf3, same two hosts, medians of two.", "",
+                  "| switch | guest | iperf3 | ratio |", "|---|---|---|---|"]
+        lines += [f"| {r['switch']} | {r['guest_gbps']:.2f} Gbit/s | {r['iperf3_gbps']:.2f} Gbit/s | **{r['ratio']:.2f}** |"
+                  for r in figures["throughput"]]
+    if "soak" in figures:
+        s = figures["soak"]
+        lines += ["", "## 5. Soak (goal: 0 leaks)", "",
+                  f"- {s['runs']} consecutive scenario runs, rotating through {', '.join(SOAK_SELECTION)}: {s['statuses']}",
+                  f"- leak check after each (root interfaces, OVS bridges, Mininet shells, run records, machine sysctls): "
+                  f"**{len(s['leak_runs'])} runs with leaks**"]
+        if s["leak_runs"]:
+            lines += [f"  - run {x['run']} ({x['scenario']}): {x['leaks']}" for x in s["leak_runs"][:10]]
+    if "concurrent" in figures:
+        c = figures["concurrent"]
+        lines += [f"- two `tcplab run` at once ({', '.join(c['scenarios'])}): exit codes {c['exit_codes']} "
+                  f"({'both passed' if c['passed'] else 'FAILED'})"]
+    Path(path).write_text("\n".join(lines) + "\n")
