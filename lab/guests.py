@@ -25,27 +25,33 @@ def guest_argv(program, args=()):
     return [sys.executable, "-S", "-u", str(GUEST_DIR / PROGRAMS[program]), *map(str, args)]
 
 
-class GuestProcess:
-    """One guest program running in one host; `events` fills as it prints."""
+class EventStream:
+    """A child process that prints one JSON event per line: its events, its stderr, and waiting for one.
 
-    def __init__(self, name, host, program, args=()):
-        self.name, self.host, self.program, self.args = name, host, program, list(args)
+    Shared by the guests and the OpenFlow controller. `events` fills on a reader thread as lines arrive.
+    """
+
+    def __init__(self):
         self.proc = None
         self.events = []
-        self.stderr = ""
-        self.started_at = None
+        self._stderr = []
         self._cond = threading.Condition()
         self._threads = []
 
-    def start(self, net):
-        self.started_at = time.monotonic()
-        self.proc = net.start_process(self.host, guest_argv(self.program, self.args),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    @property
+    def stderr(self):
+        return "".join(self._stderr)
+
+    def attach(self, proc):
+        self.proc = proc
         for target in (self._read_events, self._read_stderr):
             t = threading.Thread(target=target, daemon=True)
             t.start()
             self._threads.append(t)
-        return self
+
+    def decorate(self, event):
+        """Subclasses add their own fields to each event."""
+        return event
 
     def _read_events(self):
         for line in self.proc.stdout:
@@ -53,31 +59,53 @@ class GuestProcess:
                 event = json.loads(line)
             except ValueError:
                 event = {"event": "output", "text": line.rstrip("\n"), "t": time.monotonic()}
-            event.setdefault("guest", self.name)
-            event["host"] = self.host
             with self._cond:
-                self.events.append(event)
+                self.events.append(self.decorate(event))
                 self._cond.notify_all()
         self.proc.stdout.close()
         with self._cond:
             self._cond.notify_all()
 
     def _read_stderr(self):
-        self.stderr = self.proc.stderr.read()
+        for line in self.proc.stderr:
+            self._stderr.append(line)
+            del self._stderr[:-100]          # the tail is what explains a failure
         self.proc.stderr.close()
 
-    def wait_event(self, kind, timeout):
-        """The first event of KIND, waiting up to TIMEOUT seconds; None when it did not come."""
+    def wait_event(self, match, timeout):
+        """The first event whose kind is MATCH (or for which MATCH(event) is true), waiting up to TIMEOUT
+        seconds; None when it did not come or the process ended first."""
+        test = match if callable(match) else (lambda e: e.get("event") == match)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for e in self.events:
-                    if e.get("event") == kind:
+                    if test(e):
                         return e
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._threads[0].is_alive()):
                     return None
                 self._cond.wait(min(left, 0.1))
+
+
+class GuestProcess(EventStream):
+    """One guest program running in one host; `events` fills as it prints."""
+
+    def __init__(self, name, host, program, args=()):
+        super().__init__()
+        self.name, self.host, self.program, self.args = name, host, program, list(args)
+        self.started_at = None
+
+    def start(self, net):
+        self.started_at = time.monotonic()
+        self.attach(net.start_process(self.host, guest_argv(self.program, self.args),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return self
+
+    def decorate(self, event):
+        event.setdefault("guest", self.name)
+        event["host"] = self.host
+        return event
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
