@@ -21,7 +21,8 @@ First steps (as root):
   tcplab cli                    a Mininet prompt on h1 and h2, with counters/sockets/sysctl
   tcplab list                   the scenarios, one per TCP socket behaviour
   tcplab run zero-window        run one and check it against the kernel's counters
-  tcplab run all                run every scenario (the main job)
+  tcplab run all                run every scenario (the main job); open results/index.html
+  tcplab exercises              classroom exercises that check themselves (tcplab check NAME)
 """
 
 
@@ -205,6 +206,23 @@ def parser():
     s = sub.add_parser("demo", help="two hosts, one TCP transfer, and each host's counter changes")
     s.set_defaults(run=cmd_demo)
 
+    s = sub.add_parser("list", help="the scenarios, one per line, name first")
+    s.set_defaults(run=cmd_list)
+
+    s = sub.add_parser("show", help="what a scenario teaches and what it will run")
+    s.add_argument("scenario", help="a scenario name (tcplab list) or a YAML file")
+    s.set_defaults(run=cmd_show)
+
+    s = sub.add_parser("run", help="run scenarios and check them against each host's counters",
+                       description="Run scenarios. Exit 0: all passed; 1: an expectation failed; 2: bad input or "
+                       "environment. Each scenario writes results.json, junit.xml and report.html under --out.")
+    s.add_argument("scenarios", nargs="+", metavar="NAME|FILE|all")
+    s.add_argument("--out", default="results", help="directory for results (default: ./results)")
+    s.add_argument("--repeat", type=int, default=1, help="run each scenario N times")
+    s.add_argument("--quiet", action="store_true", help="only the summary")
+    s.add_argument("--capture", action="store_true",
+                   help="tcpdump every host interface: a pcap per host in the results (open in Wireshark)")
+    s.set_defaults(run=cmd_run)
     s = sub.add_parser("cli", help="a Mininet prompt with counters, sockets, sysctl and the socket console",
                        description="Open a network and Mininet's CLI on it. Topology: a shipped name (single, "
                        "pair, dumbbell, star), NAME,ARG,... as with `mn --topo`, or FILE.py[:NAME]; or a scenario "
@@ -249,23 +267,6 @@ def parser():
     s.add_argument("--check", action="store_true", help="only list run records and what each left")
     s.set_defaults(run=cmd_cleanup)
 
-    s = sub.add_parser("list", help="the scenarios, one per line, name first")
-    s.set_defaults(run=cmd_list)
-
-    s = sub.add_parser("show", help="what a scenario teaches and what it will run")
-    s.add_argument("scenario", help="a scenario name (tcplab list) or a YAML file")
-    s.set_defaults(run=cmd_show)
-
-    s = sub.add_parser("run", help="run scenarios and check them against each host's counters",
-                       description="Run scenarios. Exit 0: all passed; 1: an expectation failed; 2: bad input or "
-                       "environment. Each scenario writes results.json, junit.xml and report.html under --out.")
-    s.add_argument("scenarios", nargs="+", metavar="NAME|FILE|all")
-    s.add_argument("--out", default="results", help="directory for results (default: ./results)")
-    s.add_argument("--repeat", type=int, default=1, help="run each scenario N times")
-    s.add_argument("--quiet", action="store_true", help="only the summary")
-    s.add_argument("--capture", action="store_true",
-                   help="tcpdump every host interface: a pcap per host in the results (open in Wireshark)")
-    s.set_defaults(run=cmd_run)
     return p
 
 

@@ -26,7 +26,7 @@ def test_at_least_six_exercises_with_handouts_and_teacher_notes():
         handout = (ROOT / "exercises" / name / "handout.md").read_text()
         assert "**Goal.**" in handout and "**Questions.**" in handout
         notes = (ROOT / "teacher" / f"{name}.md").read_text()
-        assert "Answers" in notes
+        assert notes.startswith(f"# {name}: answers") and "**Questions.**" in notes
         assert not (ROOT / "exercises" / name / f"{name}.solution.yaml").exists(), "solutions stay in teacher/"
 
 
