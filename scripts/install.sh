@@ -2,7 +2,7 @@
 # tcplab installer: the one set-up step for a fresh Debian 12 / Ubuntu 22.04 / 24.04 machine.
 # Used by the README, .ci/run and the Vagrantfile. Idempotent: a second run changes nothing.
 #
-#   sudo scripts/install.sh          # apt packages, OVS daemons, venv in .venv, `tcplab` on PATH
+#   scripts/install.sh               # as root: apt packages, OVS daemons, venv in .venv, `tcplab` on PATH
 #
 set -euo pipefail
 
@@ -11,7 +11,7 @@ venv="$here/.venv"
 say() { printf 'tcplab-install: %s\n' "$*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "tcplab-install: run as root (sudo $0): it installs apt packages and starts Open vSwitch" >&2
+    echo "tcplab-install: run as root (or: sudo $0): it installs apt packages and starts Open vSwitch" >&2
     exit 2
 fi
 

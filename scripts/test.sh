@@ -2,8 +2,8 @@
 # tcplab's test command (the README's second command; .ci/run calls it). As root on a fresh machine:
 # set everything up with the installer, then run the whole test suite, real-network tests included.
 #
-#   sudo scripts/test.sh              # everything
-#   sudo scripts/test.sh -k counters  # extra arguments go to pytest
+#   scripts/test.sh                   # as root: everything
+#   scripts/test.sh -k counters       # extra arguments go to pytest
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install.sh"
