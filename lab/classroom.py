@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from . import expect, library, scenario
+from . import expect, library
 from .errors import LabError, ScenarioError
 from .runner import run_scenario
 
@@ -176,4 +176,4 @@ def check_labs(exercise, labs_dir, out_prefix, progress=None):
 
 def describe_start(exercise):
     """The starting scenario, as `tcplab show` prints it (used by `tcplab check --show`)."""
-    return scenario.describe(library.load_scenario(str(exercise.start)))
+    return library.describe(library.load_scenario(str(exercise.start)))

@@ -150,7 +150,7 @@ def cmd_list(args):
 
 def cmd_show(args):
     from .library import load_scenario
-    from .scenario import describe
+    from .library import describe
     print(describe(load_scenario(args.scenario)))
     return 0
 

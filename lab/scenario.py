@@ -1,7 +1,7 @@
 """Scenario files: YAML text -> a validated Scenario model. Pure: no Mininet, no network.
 
-`parse(text, path)` checks the structure; `validate(scenario, facts)` checks it against the world
-(topology hosts, the kernel's counter names, the guests' own flags), which the caller looks up.
+`parse(text, path)` checks the structure; lab/validation.py checks it against the world (topology hosts,
+the kernel's counter names, the guests' own flags).
 Every error is a ScenarioError naming the file, the line, the key and what is allowed. The format is
 documented in docs/scenarios.md and is a contract: files that users wrote must keep working.
 """
@@ -141,7 +141,7 @@ def load_yaml(text, path):
     return data, lines
 
 
-class _Reader:
+class Reader:
     """Typed access to the data with errors that carry file, line and key."""
 
     def __init__(self, path, lines):
@@ -208,7 +208,7 @@ def guest_args(value, r, key):
 def parse(text, path, name=None):
     """Scenario text -> Scenario (structure checked; see validate() for the rest)."""
     data, lines = load_yaml(text, path)
-    r = _Reader(path, lines)
+    r = Reader(path, lines)
     r.keys(data, "", TOP_KEYS)
     for required in ("title", "guests", "expect"):
         if required not in data:
@@ -358,64 +358,6 @@ def _parse_actions(sc, items, r):
     sc.actions.sort(key=lambda x: x.at)
 
 
-# -- validation against the world -------------------------------------------------------------------
-@dataclass
-class Facts:
-    """What validation needs to know about the world, looked up by the caller (see library.py)."""
-    hosts: list                      # the topology's host names
-    nodes: list                      # hosts and switches
-    counters: dict = None            # {Group: [Counter, ...]} of this kernel
-    check_guest_args: object = None  # (program, argv) -> error text or None
-
-
-def validate(sc, facts):
-    """Raise ScenarioError for anything that names what does not exist."""
-    r = _Reader(sc.path, sc.lines)
-    for host in sc.sysctls:
-        if host not in facts.hosts:
-            raise r.error(f"hosts.{host}", f"no host {host!r} in topology {sc.topology} (hosts: {', '.join(facts.hosts)})")
-    for i, link in enumerate(sc.links):
-        for node in link.between:
-            if node not in facts.nodes:
-                raise r.error(f"links[{i}].between", f"no node {node!r} (nodes: {', '.join(facts.nodes)})")
-    # The controller's events (switch, rule, restore, port-stats, flow-stats) are checked like a guest's.
-    guest_names = [g.name for g in sc.guests] + (["controller"] if sc.controller else [])
-    for i, g in enumerate(sc.guests):
-        if g.host not in facts.hosts:
-            raise r.error(f"guests[{i}].host", f"no host {g.host!r} in topology {sc.topology} (hosts: {', '.join(facts.hosts)})")
-        if g.name in facts.hosts:
-            raise r.error(f"guests[{i}].name", f"{g.name!r} is also a host name: name guests apart from hosts")
-        if facts.check_guest_args:
-            problem = facts.check_guest_args(g.program, substitute(g.args, {h: "10.0.0.1" for h in facts.hosts}))
-            if problem:
-                raise r.error(f"guests[{i}].args", f"{g.program}: {problem}")
-    for i, a in enumerate(sc.actions):
-        key = f"actions[{i}].{a.kind}"
-        for node in a.params.get("between", ()):
-            if node not in facts.nodes:
-                raise r.error(key, f"no node {node!r} (nodes: {', '.join(facts.nodes)})")
-        for f in ("from", "to"):
-            if f in a.params and a.params[f] not in facts.hosts:
-                raise r.error(key, f"{f}: no host {a.params[f]!r} (hosts: {', '.join(facts.hosts)})")
-        if "host" in a.params and a.params["host"] not in facts.hosts:
-            raise r.error(key, f"no host {a.params['host']!r} (hosts: {', '.join(facts.hosts)})")
-        if "guest" in a.params and a.params["guest"] not in guest_names:
-            raise r.error(key, f"no guest {a.params['guest']!r} (guests: {', '.join(guest_names)})")
-    if sc.sample:
-        for h in sc.sample.hosts:
-            if h not in facts.hosts:
-                raise r.error("sample.hosts", f"no host {h!r} (hosts: {', '.join(facts.hosts)})")
-    for i, check in enumerate(sc.checks):
-        try:
-            expect.resolve(check, facts.hosts, guest_names, facts.counters)
-        except expect.CheckSyntaxError as e:
-            raise r.error(f"expect[{i}]", str(e)) from None
-        if check.kind == "sample" and not (sc.sample and set(check.names) <= set(sc.sample.hosts)):
-            raise r.error(f"expect[{i}]", f"checks socket samples of {', '.join(check.names)} but sample.hosts "
-                          "does not list them (add sample: {hosts: [...]})")
-    return sc
-
-
 _T0 = re.compile(r"\{t0(?:\+(\d+(?:\.\d+)?))?\}")
 
 
@@ -429,32 +371,3 @@ def substitute(args, addresses, t0=0.0):
         a = _T0.sub(lambda m: f"{t0 + float(m.group(1) or 0):.6f}", a)
         out.append(a)
     return out
-
-
-def describe(sc):
-    """What `tcplab show` prints: what the scenario teaches and what it will run."""
-    lines = [f"{sc.name}: {sc.title}", ""]
-    if sc.teaches:
-        lines += [sc.teaches.strip(), ""]
-    topo = ",".join([sc.topology, *map(str, sc.topology_args)])
-    lines.append(f"Network: {topo} on a {sc.switch} switch" + (f" (file {sc.topology_file})" if sc.topology_file else ""))
-    for host, settings in sc.sysctls.items():
-        lines.append(f"  {host}: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    for link in sc.links:
-        shaping = ", ".join(f"{k} {getattr(link, k)}" for k in ("bw", "delay", "loss") if getattr(link, k))
-        lines.append(f"  link {link.between[0]}-{link.between[1]}: {shaping}" + (" Mbit/s" if link.bw and not link.needs_netem else ""))
-    lines.append("Guests:")
-    for g in sc.guests:
-        when = f"after {g.after} is ready" if g.after else f"at {g.start:g} s"
-        lines.append(f"  {g.name} on {g.host}, {when}: {g.program} {' '.join(g.args)}")
-    if sc.actions:
-        lines.append("Actions:")
-        for a in sc.actions:
-            lines.append(f"  at {a.at:g} s: {a.kind} {a.params}")
-    if sc.sample:
-        lines.append(f"Samples: ss on {', '.join(sc.sample.hosts)} every {sc.sample.interval:g} s")
-    lines.append(f"Timeline: at most {sc.duration:g} s")
-    lines.append("Expectations:")
-    for c in sc.checks:
-        lines.append(f"  {c.text}" + (f"   ({c.why})" if c.why else ""))
-    return "\n".join(lines)

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 from . import library
-from .errors import LabError
 from .report import key_figures, write_index
 from .results import write_junit
 from .runner import run_scenario

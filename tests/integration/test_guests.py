@@ -1,5 +1,4 @@
 """The guest programs on a real network: what each reports must agree with what the kernel counted."""
-import sys
 from pathlib import Path
 
 import pytest

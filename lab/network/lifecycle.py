@@ -20,15 +20,15 @@ import resource
 import signal
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from shutil import which
 
-from . import hosts as hostcfg
-from . import topology
-from .errors import EnvironmentProblem, LabError
-from .runrecord import RunRecord, all_records, process_start_time, same_process
+from .. import hosts as hostcfg
+from .. import topology
+from ..errors import EnvironmentProblem, LabError
+from ..runrecord import RunRecord
+from .probes import ovs_kernel_module
+from .teardown import cleanup_dead_runs, remove_run
 
 # Command -> Debian package, checked before anything is built.
 REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
@@ -71,24 +71,6 @@ def check_environment(spec):
     if spec.switch == "ovs" and not ovs_kernel_module():
         raise EnvironmentProblem("switch 'ovs' needs the openvswitch kernel module, absent here; "
                                  "use switch 'bridge' (the default), or an OpenFlow controller (userspace datapath)")
-
-
-def ovs_kernel_module():
-    return Path("/sys/module/openvswitch").exists()
-
-
-_netem = None
-
-
-def netem_available():
-    """Whether this kernel has the netem qdisc (delay, loss). Tried in a throwaway namespace."""
-    global _netem
-    if _netem is None:
-        try:
-            _netem = probe_qdisc("netem")[0]
-        except (OSError, subprocess.TimeoutExpired):
-            _netem = False
-    return _netem
 
 
 def _mininet_classes():
@@ -198,7 +180,7 @@ class LabNetwork:
         self._trap_sigterm()
         try:
             if spec.controller:
-                from .controller.process import ControllerProcess
+                from ..controller.process import ControllerProcess
                 self.controller = ControllerProcess().start(self.record)
             self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
                                      switch=self._switch_class(mn), link=mn["TCLink"],
@@ -374,120 +356,3 @@ def _main_thread():
 def _check(output, intf):
     if output.strip():
         raise LabError(f"{intf.node.name}: {intf.name}: {output.strip()}")
-
-
-# -- removal by record -------------------------------------------------------------------------
-def _netns_inode(pid):
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
-
-
-def _pids_in_netns(inode):
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and _netns_inode(entry) == inode:
-            pids.append(int(entry))
-    return pids
-
-
-def _kill(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_gone(processes, timeout):
-    """Wait until every {pid: start} is gone (SIGKILL is delivered asynchronously), reaping our children."""
-    deadline = time.monotonic() + timeout
-    while processes and time.monotonic() < deadline:
-        for pid in list(processes):
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            if not same_process(pid, processes[pid]):
-                del processes[pid]
-        if processes:
-            time.sleep(0.02)
-
-
-def _link_exists(name):
-    return Path(f"/sys/class/net/{name}").exists()
-
-
-def remove_run(record):
-    """Remove everything RECORD names that still exists; restore the machine's sysctls; drop the record."""
-    root_inode = _netns_inode(1)
-    live = {int(pid): info for pid, info in record.processes.items() if same_process(int(pid), info["start"])}
-    killed = {}
-    for pid, info in live.items():
-        inode = _netns_inode(pid)
-        # A host owns its namespace: everything inside it is the run's (guests, shells' children).
-        if info["role"].startswith("host") and inode and inode != root_inode:
-            for other in _pids_in_netns(inode):
-                killed[other] = process_start_time(other)
-                _kill(other)
-        killed[pid] = info["start"]
-        _kill(pid)
-    _wait_gone(killed, timeout=5)
-    if record.ovs_bridges and which("ovs-vsctl"):
-        for bridge in record.ovs_bridges:
-            subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", bridge],
-                           capture_output=True, timeout=15)
-    for name in record.root_interfaces + record.switches:
-        if _link_exists(name):
-            subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=10)
-    restore_machine_sysctls(record.machine_sysctls)
-    record.remove()
-
-
-def restore_machine_sysctls(before):
-    """Write back any guarded root-namespace sysctl that differs from BEFORE; return what was changed."""
-    now = hostcfg.read_machine_sysctls(before)
-    changed = {k: (now[k], v) for k, v in before.items() if k in now and now[k] != v}
-    for key, (_, value) in changed.items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
-    return changed
-
-
-def leftovers(record):
-    """What of RECORD still exists (for tests and `tcplab cleanup --check`): a list of descriptions."""
-    found = [f"process {pid} ({info['role']})" for pid, info in record.processes.items()
-             if same_process(int(pid), info["start"])]
-    found += [f"interface {n}" for n in record.root_interfaces + record.switches if _link_exists(n)]
-    return found
-
-
-def cleanup_dead_runs():
-    """Remove what runs whose lab process is gone (SIGKILL, crash) left behind; return their ids."""
-    removed = []
-    for record in all_records():
-        if not record.owner_alive():
-            remove_run(record)
-            removed.append(record.run_id)
-    return removed
-
-
-# -- probes for `tcplab doctor`: each in a throwaway namespace that dies with its process --------
-def _in_throwaway_netns(script):
-    proc = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=15)
-    return proc.returncode == 0, (proc.stderr or proc.stdout).strip()
-
-
-def probe_bridge():
-    return _in_throwaway_netns("ip link add tlprobe type bridge && ip link set tlprobe up")
-
-
-def probe_qdisc(kind):
-    """Whether the kernel accepts qdisc KIND (htb, tbf, netem) on a veth pair."""
-    commands = {
-        "htb": "tc qdisc add dev tlpa root handle 5: htb default 1 && "
-               "tc class add dev tlpa parent 5: classid 5:1 htb rate 10mbit",
-        "tbf": "tc qdisc add dev tlpa root tbf rate 10mbit burst 15k latency 50ms",
-        "netem": "tc qdisc add dev tlpa root netem delay 1ms loss 1%",
-    }
-    return _in_throwaway_netns(f"ip link add tlpa type veth peer name tlpb && ip link set tlpa up && {commands[kind]}")
