@@ -7,7 +7,9 @@ from html import escape
 
 W, H = 640, 240
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 28, 40
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+          "#bcbd22", "#7f7f7f", "#393b79", "#ad494a")
+MAX_MARKS = 300   # per lane: beyond this, marks are sampled evenly so the whole run stays visible
 
 
 def _nice(value):
@@ -111,7 +113,8 @@ def timeline(title, lanes, xmax):
     color = {k: COLORS[i % len(COLORS)] for i, k in enumerate(kinds)}
     xmax = _nice(xmax or 1)
     row, left = 22, 150
-    height = PAD_T + row * len(lanes) + 46
+    legend_rows = 1 + sum(14 + 7 * len(k) + 16 for k in kinds) // (W - left)
+    height = PAD_T + row * len(lanes) + 30 + 18 * legend_rows
     pw = W - left - PAD_R
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" class="plot" role="img" '
            f'aria-label="{escape(title)}"><title>{escape(title)}</title><text x="{left}" y="18" class="title">'
@@ -120,17 +123,21 @@ def timeline(title, lanes, xmax):
         y = PAD_T + row * i + row / 2
         out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{escape(label)}</text>'
                    f'<line x1="{left}" x2="{W - PAD_R}" y1="{y}" y2="{y}" class="grid"/>')
-        for t, kind, tip in marks[:400]:
+        step = max(1, len(marks) // MAX_MARKS)
+        for t, kind, tip in marks[::step]:
             out.append(f'<circle cx="{left + pw * min(t, xmax) / xmax:.1f}" cy="{y}" r="4" fill="{color[kind]}">'
                        f'<title>{escape(tip)}</title></circle>')
     base = PAD_T + row * len(lanes)
     for i in range(5):
         out.append(f'<text x="{left + pw * i / 4:.1f}" y="{base + 14}" text-anchor="middle">{_fmt(xmax * i / 4)} s</text>')
-    x = left
+    x, y = left, base + 32
     for k in kinds:
-        out.append(f'<circle cx="{x}" cy="{base + 32}" r="4" fill="{color[k]}"/><text x="{x + 8}" y="{base + 36}">'
+        width = 14 + 7 * len(k) + 16
+        if x + width > W:
+            x, y = left, y + 18
+        out.append(f'<circle cx="{x}" cy="{y}" r="4" fill="{color[k]}"/><text x="{x + 8}" y="{y + 4}">'
                    f'{escape(k)}</text>')
-        x += 14 + 7 * len(k) + 16
+        x += width
     out.append("</svg>")
     return "".join(out)
 
