@@ -18,7 +18,7 @@ from . import counters, expect, sockets
 from . import hosts as hostcfg
 from .errors import LabError, Skip
 from .guests import GuestProcess
-from .network import LabNetwork, NetworkSpec, Terminated, netem_available
+from .network import OVS_FIX, LabNetwork, NetworkSpec, Terminated, netem_available, ovs_running
 from .results import Result, write_junit, write_result
 from .scenario import substitute
 
@@ -195,6 +195,8 @@ class ScenarioRun:
         sc = self.sc
         if any(link.needs_netem for link in sc.links) and not netem_available():
             raise Skip("netem absent in this kernel: this scenario shapes delay or loss (runs in the Vagrant VM)")
+        if (sc.controller or sc.switch != "bridge") and not ovs_running():
+            raise Skip(f"the Open vSwitch daemons are not running, and this scenario needs them: {OVS_FIX}")
         if sc.controller:
             try:
                 import os_ken.base.app_manager  # noqa: F401

@@ -27,7 +27,7 @@ from .. import hosts as hostcfg
 from .. import topology
 from ..errors import EnvironmentProblem, LabError
 from ..runrecord import RunRecord
-from .probes import ovs_kernel_module
+from .probes import OVS_FIX, ovs_kernel_module, ovs_running
 from .teardown import cleanup_dead_runs, remove_run
 
 # Command -> Debian package, checked before anything is built.
@@ -66,6 +66,8 @@ def check_environment(spec):
             missing.append("ethtool (apt install ethtool)")
     if missing:
         raise EnvironmentProblem("missing commands: " + ", ".join(missing))
+    if (spec.switch != "bridge" or spec.controller) and not ovs_running():
+        raise EnvironmentProblem(f"the Open vSwitch daemons are not running: {OVS_FIX}")
     if spec.switch not in SWITCH_KINDS:
         raise LabError(f"switch {spec.switch!r}: expected one of {', '.join(SWITCH_KINDS)}")
     if spec.switch == "ovs" and not ovs_kernel_module():

@@ -4,6 +4,17 @@ import subprocess
 from pathlib import Path
 
 
+def ovs_running():
+    """Whether the Open vSwitch daemons answer (Mininet would otherwise print and exit())."""
+    try:
+        return subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True, timeout=6).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+OVS_FIX = "start them with scripts/install.sh (or /usr/share/openvswitch/scripts/ovs-ctl start)"
+
+
 def ovs_kernel_module():
     return Path("/sys/module/openvswitch").exists()
 
