@@ -86,8 +86,8 @@ def cmd_cli(args):
     with LabNetwork(spec, purpose=f"cli {args.topology}") as lab:
         if sc:
             for link in sc.links:
-                if link.bw:
-                    lab.set_rate(*link.between, link.bw, link.only_from, link.burst)
+                lab.shape(*link.between, bw=link.bw, delay=link.delay, loss=link.loss,
+                          only_from=link.only_from, burst=link.burst)
         hosts = ", ".join(f"{h} {lab.host(h).IP()}" for h in lab.host_names())
         what = f"scenario {sc.name}'s network" if sc else spec.topology
         print(f"tcplab: {what} is up in {time.monotonic() - started:.1f} s (run {lab.run_id}): {hosts}")

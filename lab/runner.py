@@ -153,8 +153,8 @@ class ScenarioRun:
                 res.run_id = lab.run_id
                 self.progress(f"network {sc.topology} up ({len(lab.host_names())} hosts, run {lab.run_id})")
                 for link in sc.links:
-                    if link.bw:
-                        lab.set_rate(*link.between, link.bw, link.only_from, link.burst)
+                    lab.shape(*link.between, bw=link.bw, delay=link.delay, loss=link.loss,
+                              only_from=link.only_from, burst=link.burst)
                 addresses = {h: lab.host(h).IP() for h in lab.host_names()}
                 self.addresses = addresses
                 res.topology = lab.graph()

@@ -284,20 +284,18 @@ class LabNetwork:
         for intf in self.link_interfaces(a, b):
             _check(intf.node.cmd(f"ip link set dev {intf.name} {'up' if up else 'down'}"), intf)
 
-    def set_rate(self, a, b, mbit, only_from=None, burst=None):
-        """Shape the A-B link to MBIT Mbit/s with htb (replacing what was there): both directions, or
-        only traffic leaving node ONLY_FROM. BURST is the token bucket in bytes."""
+    def shape(self, a, b, bw=None, delay=None, loss=None, only_from=None, burst=None):
+        """Shape the A-B link (replacing what was there): BW Mbit/s with htb, DELAY/LOSS with netem; both
+        directions, or only traffic leaving node ONLY_FROM. BURST is htb's token bucket in bytes."""
         for intf in self.link_interfaces(a, b):
             if only_from and getattr(intf.node, "topo_name", intf.node.name) != only_from:
                 continue
-            node = intf.node
-            # A burst of about 5 ms of traffic (at least one packet): Mininet's fixed 15k would let a
-            # slow link pass its first 15 KB at line rate.
-            burst = burst or max(1600, int(mbit * 1e6 / 8 * 0.005))
-            out = node.cmd(f"tc qdisc replace dev {intf.name} root handle 5: htb default 1 && "
-                           f"tc class replace dev {intf.name} parent 5: classid 5:1 htb rate {mbit}mbit "
-                           f"burst {burst} cburst {burst}")
-            _check(out, intf)
+            for command in shape_commands(intf.name, bw, delay, loss, burst):
+                _check(intf.node.cmd(command), intf)
+
+    def set_rate(self, a, b, mbit, only_from=None, burst=None):
+        """Shape the A-B link to MBIT Mbit/s with htb (the `rate` action)."""
+        self.shape(a, b, bw=mbit, only_from=only_from, burst=burst)
 
     # -- internals ---------------------------------------------------------------------------
     def _switch_class(self, mn):
@@ -349,6 +347,21 @@ class LabNetwork:
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
             self._old_handlers = {}
+
+
+def shape_commands(dev, bw=None, delay=None, loss=None, burst=None):
+    """The tc commands that shape DEV. Pure, so that the netem form is checked even where netem is absent."""
+    netem = " ".join(part for part in (f"delay {delay}" if delay else "", f"loss {loss}" if loss else "") if part)
+    if not bw:
+        return [f"tc qdisc replace dev {dev} root netem {netem}"] if netem else []
+    # A burst of about 5 ms of traffic (at least one packet): Mininet's fixed 15k would let a slow link
+    # pass its first 15 KB at line rate.
+    burst = burst or max(1600, int(bw * 1e6 / 8 * 0.005))
+    commands = [f"tc qdisc replace dev {dev} root handle 5: htb default 1",
+                f"tc class replace dev {dev} parent 5: classid 5:1 htb rate {bw}mbit burst {burst} cburst {burst}"]
+    if netem:
+        commands.append(f"tc qdisc replace dev {dev} parent 5:1 handle 10: netem {netem}")
+    return commands
 
 
 def _main_thread():
