@@ -1,6 +1,7 @@
 """`tcplab run`: many scenarios, repeats, live progress, a summary table, and the exit status."""
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,11 +34,15 @@ def run_command(args, out=sys.stdout):
             folder = root / sc.name / (f"run-{k}" if args.repeat > 1 else "")
             say(f"[{n}/{total}] {sc.name}: {sc.title}")
             progress = (lambda text: None) if args.quiet else (lambda text: say(f"        {text}"))
+            ticker = Ticker(out) if args.quiet and out.isatty() else None
             try:
                 result = run_scenario(sc, folder, progress, capture=args.capture)
             except KeyboardInterrupt:
                 say(f"        interrupted: partial results in {folder}/results.json; the network was removed")
                 raise
+            finally:
+                if ticker:
+                    ticker.stop()
             results.append((sc, result, folder))
             say(f"        {result.status} in {result.wall_s:.1f} s" + _detail(result) + f"  -> {folder / 'report.html'}")
     write_junit([r for _, r, _ in results], root / "junit.xml")
@@ -60,6 +65,26 @@ def run_command(args, out=sys.stdout):
     if counts["ERROR"]:
         return 2
     return 1 if counts["FAIL"] else 0
+
+
+class Ticker(threading.Thread):
+    """On a terminal, a line that counts the seconds of the running scenario (never in logs or pipes)."""
+
+    def __init__(self, out):
+        super().__init__(daemon=True)
+        self.out, self.t0, self.done = out, time.monotonic(), threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.done.wait(0.25):
+            self.out.write(f"\r        running... {time.monotonic() - self.t0:4.1f} s")
+            self.out.flush()
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        self.out.write("\r\033[K")
+        self.out.flush()
 
 
 def _detail(result):
