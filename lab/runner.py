@@ -136,6 +136,7 @@ class ScenarioRun:
         self.addresses = {}
         self.result = Result(scenario=sc.name, title=sc.title, path=sc.path, teaches=sc.teaches)
         self.capture_dir = None     # set: tcpdump on every host interface, a pcap each
+        self._captures = []         # (tcpdump process, capture info)
 
     def network_spec(self):
         sc = self.sc
@@ -256,7 +257,7 @@ class ScenarioRun:
             self.sampler.stop()
         for g in reversed(list(self.guests.values())):
             g.stop()
-        for proc, info in getattr(self, "_captures", []):
+        for proc, info in self._captures:
             proc.send_signal(signal.SIGINT)      # tcpdump flushes its file on SIGINT
             try:
                 proc.wait(5)
@@ -270,7 +271,6 @@ class ScenarioRun:
         """tcpdump on every interface of every host (headers only), started before the timeline."""
         import subprocess
         self.capture_dir.mkdir(parents=True, exist_ok=True)
-        self._captures = []
         for h in self.lab.host_names():
             for intf in self.lab.host(h).intfNames():
                 if intf == "lo":

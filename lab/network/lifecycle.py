@@ -176,8 +176,8 @@ class LabNetwork:
         self.machine_before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
         self.record.machine_sysctls = self.machine_before
         self.record.switches = [self.record.run_id + s for s in topo.switches()]
-        if spec.controller:
-            self.record.ovs_bridges = list(self.record.switches)
+        if spec.controller or spec.switch != "bridge":
+            self.record.ovs_bridges = list(self.record.switches)   # recorded before OVS creates them
         self.record.save()
         self._trap_sigterm()
         try:
@@ -303,10 +303,7 @@ class LabNetwork:
         if self.spec.controller:
             return partial(mn["OVSSwitch"], datapath="user", protocols="OpenFlow13", failMode="secure")
         if self.spec.switch in ("ovs", "ovs-user"):
-            datapath = "user" if self.spec.switch == "ovs-user" else "kernel"
-            if datapath == "user":
-                self.record.ovs_bridges = list(self.record.switches)
-            return partial(mn["OVSBridge"], datapath=datapath)
+            return partial(mn["OVSBridge"], datapath="user" if self.spec.switch == "ovs-user" else "kernel")
         return mn["LinuxBridge"]
 
     def _check_host_sysctls(self, topo):
