@@ -96,7 +96,8 @@ def lifecycle(sizes, rounds, say):
         for _ in range(rounds):
             lab_runs.append(_tcplab(n))
             bare_runs.append(_bare_mininet(n))
-            # Bare Mininet's fixLimits() may raise machine-wide settings; put them back after each run.
+            # The lab marks Mininet initialised, so bare Mininet in this process skips fixLimits() too (the
+            # same work is compared); the restore is a belt for a Mininet version that behaves otherwise.
             restore_machine_sysctls(guarded)
         med = {k: statistics.median(sum(r) for r in runs) for k, runs in (("lab", lab_runs), ("bare", bare_runs))}
         row = {"hosts": n, "tcplab_start": statistics.median(r[0] for r in lab_runs),

@@ -162,6 +162,9 @@ def read_machine_sysctls(keys):
     return values
 
 
+# Machine-wide limits every host shares, recorded with each run: rmem_max/wmem_max cap SO_RCVBUF/SO_SNDBUF.
+MACHINE_RECORDED = ("net.core.rmem_max", "net.core.wmem_max", "net.ipv4.tcp_mem", "net.core.netdev_max_backlog")
+
 # The root-namespace settings Mininet's fixLimits() rewrites, and a few the lab depends on:
 # checked unchanged after every run.
 MACHINE_GUARDED = (

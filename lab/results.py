@@ -27,6 +27,7 @@ class Result:
     teaches: str = ""
     topology: dict = field(default_factory=dict)   # hosts, switches, links [a, b, bw]
     captures: list = field(default_factory=list)   # pcap files per host interface (--capture)
+    machine: dict = field(default_factory=dict)    # machine-wide limits hosts share (rmem_max caps SO_RCVBUF...)
     hosts: dict = field(default_factory=dict)      # host -> {ip, sysctls, counters: {before, after, delta}}
     guests: dict = field(default_factory=dict)     # guest -> {host, program, argv, exit, stderr, events}
     samples: dict = field(default_factory=dict)    # host -> [aggregated ss sample]

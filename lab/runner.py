@@ -166,6 +166,7 @@ class ScenarioRun:
                 if self.capture_dir:
                     self._start_captures()
                 res.hosts = {h: {"ip": addresses[h], "sysctls": lab.effective_sysctls[h]} for h in addresses}
+                res.machine = hostcfg.read_machine_sysctls(hostcfg.MACHINE_RECORDED)
                 before = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
                 try:
                     self._timeline(addresses)

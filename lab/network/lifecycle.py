@@ -84,18 +84,17 @@ def _mininet_classes():
     from mininet.nodelib import LinuxBridge
     from mininet.util import ensureRoot
 
+    # Mininet.__init__ calls `Mininet.init()` on the base class, which runs fixLimits() (rewriting the root
+    # namespace's tcp_rmem, rmem_max, ... for good) unless Mininet.inited is set: an override in a subclass
+    # is never called. Mark it initialised, and do the one useful part ourselves: raise this process's
+    # open-file limit (200 hosts need ptys).
+    ensureRoot()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    Mininet.inited = True
+
     class LabMininet(Mininet):
         """Mininet that records what it creates in a run record and leaves root sysctls alone."""
-
-        @classmethod
-        def init(cls):
-            if cls.inited:
-                return
-            ensureRoot()
-            # Instead of fixLimits(): raise only this process's open-file limit (200 hosts need ptys).
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-            cls.inited = True
 
         def __init__(self, record, **kwargs):
             self.record = record

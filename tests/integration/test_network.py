@@ -102,6 +102,26 @@ def test_machine_sysctls_unchanged_and_nothing_left_after_stop():
     assert hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED) == before
 
 
+FIRST_RUN = textwrap.dedent("""
+    import json, sys
+    from lab import hosts
+    from lab.network import LabNetwork, NetworkSpec
+    before = hosts.read_machine_sysctls(hosts.MACHINE_GUARDED)
+    with LabNetwork(NetworkSpec("pair")):
+        during = hosts.read_machine_sysctls(hosts.MACHINE_GUARDED)
+    print(json.dumps({k: [before[k], during.get(k)] for k in before if during.get(k) != before[k]}))
+""")
+
+
+def test_the_first_network_of_a_process_never_touches_machine_sysctls():
+    # Checked *during* the run, in a fresh process (Mininet runs fixLimits() once per process): a run that
+    # changed them and put them back at stop() still breaks a second run started meanwhile, which would
+    # snapshot the changed values and "restore" those.
+    out = subprocess.run([sys.executable, "-c", FIRST_RUN], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{}", f"machine-wide sysctls changed while the run was up: {out.stdout}"
+
+
 def test_nothing_left_after_an_exception_inside_the_run():
     with pytest.raises(RuntimeError):
         with LabNetwork(NetworkSpec("single", args=[2])) as lab:
