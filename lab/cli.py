@@ -77,17 +77,16 @@ def cmd_cli(args):
     sc = None
     if _scenario_ref(args.topology):
         from .library import load_scenario
-        from .runner import ScenarioRun
+        from .runner import network_spec
         sc = load_scenario(args.topology)
-        spec = ScenarioRun(sc).network_spec()
+        spec = network_spec(sc)
     else:
         spec = _network_spec(args)
     started = time.monotonic()
     with LabNetwork(spec, purpose=f"cli {args.topology}") as lab:
         if sc:
-            for link in sc.links:
-                lab.shape(*link.between, bw=link.bw, delay=link.delay, loss=link.loss,
-                          only_from=link.only_from, burst=link.burst)
+            from .runner import shape_links
+            shape_links(lab, sc.links)
         hosts = ", ".join(f"{h} {lab.host(h).IP()}" for h in lab.host_names())
         what = f"scenario {sc.name}'s network" if sc else spec.topology
         print(f"tcplab: {what} is up in {time.monotonic() - started:.1f} s (run {lab.run_id}): {hosts}")

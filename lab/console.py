@@ -8,13 +8,15 @@
     guests | start NAME | events NAME | stop NAME    (tcplab cli SCENARIO) the scenario's guests, by hand
 """
 import subprocess
+import time
 
 from mininet.cli import CLI
 
 from . import counters, sockets
 from . import hosts as hostcfg
 from .errors import LabError
-from .guests import guest_argv
+from .guests import GuestProcess, guest_argv
+from .scenario import substitute
 
 LAB_HELP = __doc__.split("\n\n", 1)[1]
 
@@ -143,14 +145,11 @@ class LabConsole(CLI):
 
     def do_start(self, line):
         """start NAME: start one of the scenario's guests in its host."""
-        from .guests import GuestProcess
-        from .scenario import substitute
         spec = self._guest_spec(line.strip())
         if spec is None:
             return
         addresses = {h: self.lab.host(h).IP() for h in self.lab.host_names()}
-        import time as _time
-        argv = substitute(spec.args, addresses, _time.monotonic())
+        argv = substitute(spec.args, addresses, time.monotonic())
         g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
         self.running[spec.name] = g
         if spec.ready and not g.wait_event(spec.ready, 5):

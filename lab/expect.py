@@ -173,6 +173,8 @@ def resolve(check, hosts, guests, known_counters=None):
 def _aggregate(agg, values):
     if agg == "count":
         return len(values)
+    if agg == "sum" and not values:
+        return 0            # the sum of nothing is 0: "no bytes arrived" is an observation
     if not values:
         return None
     if agg == "max":
@@ -191,7 +193,9 @@ def _aggregate(agg, values):
 def _matches(record, where):
     """FIELD=VALUE compares as text; FIELD<NUMBER and FIELD>NUMBER as numbers (t is an alias of t_rel)."""
     for key, op, value in where:
-        got = record.get(key, record.get("t_rel") if key == "t" else None)
+        # `t` means seconds since the timeline began: events carry it as t_rel (their own `t` is the raw
+        # monotonic clock); socket samples store it as t.
+        got = record.get("t_rel", record.get("t")) if key == "t" else record.get(key)
         if op == "=":
             if str(got).lower() != value.lower():
                 return False

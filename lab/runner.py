@@ -35,7 +35,7 @@ def _link_up(run, p):
 
 
 def _rate(run, p):
-    run.lab.set_rate(*p["between"], p["mbit"])
+    run.lab.shape(*p["between"], bw=p["mbit"])
 
 
 def _sysctl(run, p):
@@ -65,6 +65,19 @@ def _restore(run, p):
 
 ACTIONS = {"link-down": _link_down, "link-up": _link_up, "rate": _rate, "sysctl": _sysctl, "signal": _signal,
            "drop": _drop, "meter": _meter, "restore": _restore}
+
+
+def network_spec(sc):
+    """The network a scenario asks for (used by `tcplab run` and `tcplab cli SCENARIO`)."""
+    return NetworkSpec(topology=sc.topology, topology_file=sc.topology_file, args=sc.topology_args,
+                       params=sc.topology_params, switch=sc.switch, host_sysctls=sc.sysctls, controller=sc.controller)
+
+
+def shape_links(lab, links):
+    """Apply a scenario's `links:` shaping to a running network."""
+    for link in links:
+        lab.shape(*link.between, bw=link.bw, delay=link.delay, loss=link.loss, only_from=link.only_from,
+                  burst=link.burst)
 
 
 def aggregate_sample(t, records, port=None):
@@ -138,24 +151,16 @@ class ScenarioRun:
         self.capture_dir = None     # set: tcpdump on every host interface, a pcap each
         self._captures = []         # (tcpdump process, capture info)
 
-    def network_spec(self):
-        sc = self.sc
-        return NetworkSpec(topology=sc.topology, topology_file=sc.topology_file, args=sc.topology_args,
-                           params=sc.topology_params, switch=sc.switch, host_sysctls=sc.sysctls,
-                           controller=sc.controller)
-
     def execute(self):
         sc, res = self.sc, self.result
         wall = time.monotonic()
         try:
             self._check_can_run()
-            with LabNetwork(self.network_spec(), purpose=f"scenario {sc.name}") as lab:
+            with LabNetwork(network_spec(sc), purpose=f"scenario {sc.name}") as lab:
                 self.lab = lab
                 res.run_id = lab.run_id
                 self.progress(f"network {sc.topology} up ({len(lab.host_names())} hosts, run {lab.run_id})")
-                for link in sc.links:
-                    lab.shape(*link.between, bw=link.bw, delay=link.delay, loss=link.loss,
-                              only_from=link.only_from, burst=link.burst)
+                shape_links(lab, sc.links)
                 addresses = {h: lab.host(h).IP() for h in lab.host_names()}
                 self.addresses = addresses
                 res.topology = lab.graph()

@@ -117,7 +117,7 @@ def _mininet_classes():
 
         def addLink(self, node1, node2, port1=None, port2=None, cls=None, **params):  # noqa: N802
             # TCLink only where the topology shapes the link: its per-interface tc and ifconfig commands cost
-            # about 10 ms a link (2 s at 200 hosts). Later shaping (set_rate) replaces qdiscs on any link.
+            # about 10 ms a link (2 s at 200 hosts). Later shaping (shape()) replaces qdiscs on any link.
             if cls is None and not SHAPING_PARAMS & set(params):
                 cls = Link
             return super().addLink(node1, node2, port1, port2, cls, **params)
@@ -291,10 +291,6 @@ class LabNetwork:
                 continue
             for command in shape_commands(intf.name, bw, delay, loss, burst):
                 _check(intf.node.cmd(command), intf)
-
-    def set_rate(self, a, b, mbit, only_from=None, burst=None):
-        """Shape the A-B link to MBIT Mbit/s with htb (the `rate` action)."""
-        self.shape(a, b, bw=mbit, only_from=only_from, burst=burst)
 
     # -- internals ---------------------------------------------------------------------------
     def _switch_class(self, mn):

@@ -75,3 +75,44 @@ def test_sigint_writes_partial_results_and_leaves_nothing(tmp_path):
     assert data["status"] == "INTERRUPTED"
     assert data["guests"]["slow-server"]["events"], "partial results keep the events seen so far"
     assert not {r.run_id for r in all_records()} & run_ids, "the interrupted run left its record behind"
+
+
+ACTIONS = """
+title: every timed action kind, with an effect the kernel shows
+topology: single,2
+guests:
+  - {name: reader, host: h1, program: server, args: {port: 9000}}
+  - {name: writer, host: h2, program: client, args: {mode: write, server: "{h1}:9000", duration: 4.5}}
+  - {name: idle, host: h1, program: server, args: {port: 9001, accept: never, queue-interval: 0.05}}
+actions:
+  - {at: 1.0, rate: {between: [h2, s1], mbit: 1}}
+  - {at: 2.0, link-down: [h2, s1]}
+  - {at: 3.0, link-up: [h2, s1]}
+  - {at: 3.5, sysctl: {host: h1, key: net.ipv4.tcp_abort_on_overflow, value: 1}}
+  - {at: 3.6, signal: {guest: idle, signal: SIGSTOP}}
+  - {at: 4.0, signal: {guest: idle, signal: SIGCONT}}
+expect:
+  - check: "reader: sum read.got where t<1 > 5000000"
+    why: before the rate action the link runs at memory speed
+  - check: "reader: sum read.got where t>1.5,t<2 < 150000"
+    why: after `rate` (1 Mbit/s) about 62 KB can arrive in half a second
+  - check: "reader: sum read.got where t>2.3,t<2.9 == 0"
+    why: with the link down nothing arrives
+  - check: "h2: Tcp.RetransSegs >= 1"
+    why: the writer retransmitted into the dead link
+  - check: "reader: sum read.got where t>3.2 > 0"
+    why: after link-up the transfer resumes
+  - check: "idle: count accept-queue where t>3.7,t<3.95 == 0"
+    why: SIGSTOP froze the guest (no reports while stopped)
+  - check: "idle: count accept-queue where t>4.1 >= 1"
+    why: SIGCONT let it go on
+"""
+
+
+def test_every_action_kind_takes_effect():
+    from lab.library import load_text
+    result = run_scenario(load_text(ACTIONS, name="actions"))
+    failed = [e["message"] for e in result.expectations if not e["passed"]]
+    assert result.status == "PASS", result.error or failed
+    assert [a["kind"] for a in result.actions] == ["rate", "link-down", "link-up", "sysctl", "signal", "signal"]
+    assert result.hosts["h1"]["sysctls"]["net.ipv4.tcp_abort_on_overflow"] == "0"   # recorded at the start

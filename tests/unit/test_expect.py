@@ -8,7 +8,8 @@ OBS = {
     "events": {"client": [{"event": "connect", "outcome": "connected", "latency_s": 0.001, "t": 1},
                           {"event": "connect", "outcome": "timeout", "latency_s": 1.5, "t": 2},
                           {"event": "summary", "connected": 1, "t": 3}],
-               "server": [{"event": "read", "blocked_s": 1.02, "t": 1}, {"event": "read", "blocked_s": 0.0, "t": 2}]},
+               "server": [{"event": "read", "blocked_s": 1.02, "got": 10, "t": 1001.0, "t_rel": 1.0},
+                          {"event": "read", "blocked_s": 0.0, "got": 20, "t": 1002.0, "t_rel": 2.0}]},
     "samples": {"h1": [{"accept_queue": 3}, {"accept_queue": 5}, {"accept_queue": None}]},
 }
 HOSTS, GUESTS = ["h1", "c1", "c2"], ["client", "server"]
@@ -31,6 +32,8 @@ def verdict(text):
     ("server: mean read.blocked_s < 0.1", 0.51, False),
     ("h1: max sockets.accept_queue == 5", 5, True),
     ("h1: min sockets.accept_queue == 3", 3, True),
+    ("server: sum read.got where t>1.5 == 20", 20, True),      # t is seconds since the timeline began
+    ("server: sum read.got where t>5 == 0", 0, True),          # the sum of nothing is 0
 ])
 def test_evaluate(text, observed, passed):
     v = verdict(text)
