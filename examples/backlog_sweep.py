@@ -39,9 +39,9 @@ def main():
     for backlog in range(1, 9):
         sc = load_text(SCENARIO.format(backlog=backlog, expected=backlog + 1), name=f"backlog-{backlog}")
         result = run_scenario(sc)
-        summary = [e for e in result.guests["client"]["events"] if e["event"] == "summary"][-1]
-        server = [e for e in result.guests["server"]["events"] if e["event"] == "summary"][-1]
-        overflows = result.hosts["h1"]["counters"]["delta"]["TcpExt"]["ListenOverflows"]
+        summary = result.guest("client").summary                   # the client's last summary event
+        server = result.guest("server").summary
+        overflows = result.host("h1").counter("TcpExt.ListenOverflows")   # its change during the run
         print(f"{backlog:>7} {summary['connected']:>9} {server['max_accept_queue']:>9} {overflows:>15}  {result.status}")
 
 

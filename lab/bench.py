@@ -150,11 +150,11 @@ def storm(clients, say):
     t0 = time.monotonic()
     result = run_scenario(sc)
     wall = time.monotonic() - t0
-    hosts_with_counters = sum(1 for h in result.hosts.values() if "counters" in h)
+    hosts_with_counters = sum(1 for h in result.hosts.values() if h.counters is not None)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"clients": clients, "wall_s": wall, "status": result.status, "hosts_with_counters": hosts_with_counters,
            "hosts": len(result.hosts), "peak_rss_mib": peak_mib,
-           "overflows": result.hosts["server"]["counters"]["delta"]["TcpExt"]["ListenOverflows"]}
+           "overflows": result.host("server").counter("TcpExt.ListenOverflows")}
     say(f"  {clients} clients: {wall:.1f} s end to end, {result.status}, counters for {hosts_with_counters}/"
         f"{len(result.hosts)} hosts, peak RSS {peak_mib:.0f} MiB, server ListenOverflows {row['overflows']}")
     return row

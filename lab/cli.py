@@ -4,6 +4,7 @@ Exit status: 0 everything passed, 1 an expectation failed, 2 bad input or enviro
 """
 import argparse
 import sys
+import threading
 import time
 
 from . import __version__
@@ -60,15 +61,17 @@ def cmd_cleanup(args):
 def _network_spec(args):
     from . import topology
     from .network import NetworkSpec
-    name, file, pos, kw = topology.parse_ref(args.topology)
+    ref = topology.parse_ref(args.topology)
+    if ref.file:                        # named on this command line by the person running it: trusted
+        topology.find(ref, trusted=[ref.file])
     if args.hosts is not None:
-        pos = [args.hosts] + pos[1:]
-    return NetworkSpec(topology=name, topology_file=file, args=pos, params=kw, switch=args.switch)
+        ref.args = [args.hosts] + ref.args[1:]
+    return NetworkSpec(topology=ref.name, topology_file=ref.file, args=ref.args, params=ref.params, switch=args.switch)
 
 
 def _scenario_ref(ref):
-    from .library import SCENARIO_DIR
-    return ref.endswith((".yaml", ".yml")) or (SCENARIO_DIR / f"{ref}.yaml").is_file()
+    from .library import scenario_paths
+    return ref.endswith((".yaml", ".yml")) or ref in {p.stem for p in scenario_paths()}
 
 
 def cmd_cli(args):
@@ -78,8 +81,8 @@ def cmd_cli(args):
     if _scenario_ref(args.topology):
         from .library import load_scenario
         from .runner import network_spec
-        sc = load_scenario(args.topology)
-        spec = network_spec(sc)
+        sc = load_scenario(args.topology, args.trust)
+        spec = network_spec(sc, args.trust)
     else:
         spec = _network_spec(args)
     started = time.monotonic()
@@ -114,13 +117,22 @@ def cmd_check(args):
     ex = load_exercise(args.exercise)
     if args.labs:
         out = args.out or f"check-{ex.name}"
-        rows = check_labs(ex, args.labs, out, progress=lambda t: print(f"  checking {t}", flush=True))
-        students = sorted({r["student"] for r in rows})
-        for st in students:
-            mine = [r for r in rows if r["student"] == st]
+        print(f"{ex.name}: grading {args.labs} ({args.jobs} at a time, at most {args.timeout:g} s each)", flush=True)
+
+        def progress(done, total, failing, student):
+            print(f"  {done}/{total} graded, {failing} failing  (last: {student})", flush=True)
+
+        rows, wall = check_labs(ex, args.labs, out, jobs=args.jobs, timeout=args.timeout, progress=progress)
+        print()
+        for student in sorted({r["student"] for r in rows}):
+            mine = [r for r in rows if r["student"] == student]
+            if mine[0]["status"] != "graded":
+                print(f"  {student:<20} {mine[0]['status'].upper():<8} {mine[0]['message'][:160]}")
+                continue
             ok = sum(bool(r["passed"]) for r in mine)
-            print(f"{st:<20} {ok}/{len(mine)} criteria passed")
-        print(f"\nOne row per student and criterion: {out}.csv and {out}.json")
+            print(f"  {student:<20} {ok}/{len(mine)} criteria passed")
+        print(f"\n{len({r['student'] for r in rows})} students in {wall:.0f} s. One row per student and criterion: "
+              f"{out}.csv and {out}.json; reports under {out}-reports/")
         return 0
     print(f"{ex.name}: {ex.title}")
     print(f"  running {args.scenario or ex.start} ...", flush=True)
@@ -150,13 +162,96 @@ def cmd_list(args):
 def cmd_show(args):
     from .library import load_scenario
     from .library import describe
-    print(describe(load_scenario(args.scenario)))
+    print(describe(load_scenario(args.scenario, args.trust)))
     return 0
 
 
 def cmd_run(args):
-    from .suite import run_command
-    return run_command(args)
+    from .suite import run_suite, targets
+    out = sys.stdout
+    scenarios = targets(args.scenarios, args.trust)
+    ticker = []
+
+    def start(n, total, sc):
+        print(f"[{n}/{total}] {sc.name}: {sc.title}", flush=True)
+        if args.quiet and out.isatty():
+            ticker.append(Ticker(out))
+
+    def step(text):
+        if not args.quiet:
+            print(f"        {text}", flush=True)
+
+    def done(run):
+        while ticker:
+            ticker.pop().stop()
+        r = run.result
+        print(f"        {r.status} in {r.wall_s:.1f} s{_detail(r)}  -> {run.folder / 'report.html'}", flush=True)
+
+    try:
+        suite = run_suite(scenarios, args.out, args.repeat, args.capture, args.trust, start, step, done)
+    except KeyboardInterrupt:
+        print(f"        interrupted: partial results are in {args.out}; the network was removed", flush=True)
+        raise
+    finally:
+        while ticker:
+            ticker.pop().stop()
+    print(f"\n{'scenario':<20} {'status':<7} {'wall s':>7} {'timeline s':>10}  checks")
+    for run in suite.runs:
+        r = run.result
+        judged = [v for v in r.expectations if not v.skipped]
+        print(f"{run.name:<20} {r.status:<7} {r.wall_s or 0:>7.1f} {r.timeline_s or 0:>10.1f}  "
+              f"{sum(v.passed for v in judged)}/{len(judged)}")
+    if args.repeat > 1:
+        print(f"\nOver {args.repeat} runs each: pass rate and spread (min / median / max) of each check's observed value")
+        for name, spreads in suite.spreads().items():
+            print(f"  {name}")
+            for s in spreads:
+                sp = s.spread()
+                figures = f"{_num(sp['min'])} / {_num(sp['median'])} / {_num(sp['max'])}" if sp else "-"
+                flag = "" if s.passed == s.runs else "   <- not every run"
+                print(f"    {s.passed}/{s.runs}  {figures:<28} {s.check}{flag}")
+    counts = suite.counts()
+    print(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped, {counts['ERROR']} errors "
+          f"in {suite.wall_s:.1f} s")
+    for name, reason in suite.skipped():
+        print(f"  skipped: {name}: {reason}")
+    print(f"Reports: {suite.index.resolve()}   JUnit: {suite.root / 'junit.xml'}")
+    return suite.exit_code(strict=args.strict)
+
+
+def _num(v):
+    return f"{v:,.4g}" if isinstance(v, float) else f"{v:,}"
+
+
+def _detail(result):
+    if result.skipped:
+        return f" ({result.skipped})"
+    if result.error:
+        return f" ({result.error})"
+    failed = [v for v in result.expectations if not v.passed and not v.skipped]
+    skipped = [v for v in result.expectations if v.skipped]
+    return "".join(f"\n          {v.message}" for v in failed) + \
+        "".join(f"\n          not judged: {v.check} ({v.skipped})" for v in skipped)
+
+
+class Ticker(threading.Thread):
+    """On a terminal, a line that counts the seconds of the running scenario (never in logs or pipes)."""
+
+    def __init__(self, out):
+        super().__init__(daemon=True)
+        self.out, self.t0, self.done = out, time.monotonic(), threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.done.wait(0.25):
+            self.out.write(f"\r        running... {time.monotonic() - self.t0:4.1f} s")
+            self.out.flush()
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        self.out.write("\r\033[K")
+        self.out.flush()
 
 
 def cmd_bench(args):
@@ -193,6 +288,19 @@ def cmd_bench(args):
     return 0
 
 
+def _count(text):
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("expected a whole number from 1 to 1000")
+    return value
+
+
+def _trust_option(s):
+    s.add_argument("--trust", action="append", default=[], metavar="FOLDER",
+                   help="topology files (Python: loading one runs it, as root) may be loaded from FOLDER; "
+                   "scenarios may name only shipped topologies otherwise (repeatable)")
+
+
 def parser():
     p = argparse.ArgumentParser(prog="tcplab", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,8 +316,11 @@ def parser():
     s = sub.add_parser("list", help="the scenarios, one per line, name first")
     s.set_defaults(run=cmd_list)
 
-    s = sub.add_parser("show", help="what a scenario teaches and what it will run")
+    s = sub.add_parser("show", help="validate a scenario and say what it teaches and what it will run",
+                       description="Validate a scenario completely (nothing is built) and describe it. A mistake is "
+                       "reported with the file, the line, the key and what is allowed; exit 2.")
     s.add_argument("scenario", help="a scenario name (tcplab list) or a YAML file")
+    _trust_option(s)
     s.set_defaults(run=cmd_show)
 
     s = sub.add_parser("run", help="run scenarios and check them against each host's counters",
@@ -217,8 +328,12 @@ def parser():
                        "environment. Each scenario writes results.json, junit.xml and report.html under --out.")
     s.add_argument("scenarios", nargs="+", metavar="NAME|FILE|all")
     s.add_argument("--out", default="results", help="directory for results (default: ./results)")
-    s.add_argument("--repeat", type=int, default=1, help="run each scenario N times")
-    s.add_argument("--quiet", action="store_true", help="only the summary")
+    s.add_argument("--repeat", type=_count, default=1, metavar="N",
+                   help="run each scenario N times; prints each check's pass rate and the spread of its observed value")
+    s.add_argument("--quiet", action="store_true", help="only one line per scenario and the summary")
+    s.add_argument("--strict", action="store_true",
+                   help="exit 3 when anything was skipped (a scenario the kernel cannot run, a check not judged); CI uses it")
+    _trust_option(s)
     s.add_argument("--capture", action="store_true",
                    help="tcpdump every host interface: a pcap per host in the results (open in Wireshark)")
     s.set_defaults(run=cmd_run)
@@ -231,6 +346,7 @@ def parser():
                    help="a topology (default: single, h1 10.0.0.1 and h2 10.0.0.2), or a scenario name or .yaml file: "
                    "its network with its sysctls, and its guests to start by hand")
     s.add_argument("--hosts", type=int, help="number of hosts (single) or clients (star, dumbbell)")
+    _trust_option(s)
     s.add_argument("--switch", choices=("bridge", "ovs", "ovs-user"), default="bridge",
                    help="bridge: Linux bridge (default, kernel speed); ovs: OVS kernel datapath; ovs-user: OVS userspace")
     s.set_defaults(run=cmd_cli)
@@ -241,12 +357,17 @@ def parser():
     s = sub.add_parser("check", help="grade an exercise: your scenario, run for real, criterion by criterion",
                        description="Run a student's version of an exercise and grade it by the kernel's counters and "
                        "the guests' events: PASS/FAIL per criterion, with a hint when it fails. Exit 0 when all pass.",
-                       epilog="Examples: tcplab check overflow-fix --scenario my-overflow.yaml\n"
-                       "          tcplab check overflow-fix --labs class/ --out grades   (class/STUDENT/*.yaml)")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Examples:\n"
+                       "  tcplab check overflow-fix --scenario my-overflow.yaml\n"
+                       "  tcplab check overflow-fix --labs class/ --out grades --jobs 2   (class/STUDENT/answer.yaml)")
     s.add_argument("exercise", help="an exercise name (tcplab exercises)")
     s.add_argument("--scenario", help="your version of the exercise's start.yaml (default: the start itself)")
     s.add_argument("--labs", help="a folder of student copies, one folder per student, one .yaml in each")
     s.add_argument("--out", help="with --labs: the CSV/JSON file name prefix; else a folder for the run's results")
+    s.add_argument("--jobs", type=_count, default=1, metavar="N", help="with --labs: grade N answers at once (default 1)")
+    s.add_argument("--timeout", type=float, default=300, metavar="SEC",
+                   help="with --labs: stop a student's run after SEC seconds (default 300); it becomes that student's row")
     s.set_defaults(run=cmd_check)
 
     s = sub.add_parser("bench", help="benchmarks: lifecycle vs bare Mininet, the library, a 200-client storm, "

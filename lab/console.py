@@ -141,7 +141,7 @@ class LabConsole(CLI):
         for g in self.scenario.guests:
             state = "running" if g.name in self.running and self.running[g.name].running() else \
                 "exited" if g.name in self.running else "not started"
-            self.say(f"  {g.name:<12} on {g.host:<8} {state:<12} {g.program} {' '.join(g.args)}")
+            self.say(f"  {g.name:<12} on {g.host:<8} {state:<12} {g.program} {' '.join(g.argv)}")
 
     def do_start(self, line):
         """start NAME: start one of the scenario's guests in its host."""
@@ -149,7 +149,7 @@ class LabConsole(CLI):
         if spec is None:
             return
         addresses = {h: self.lab.host(h).IP() for h in self.lab.host_names()}
-        argv = substitute(spec.args, addresses, time.monotonic())
+        argv = substitute(spec.argv, addresses, time.monotonic())
         g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
         self.running[spec.name] = g
         if spec.ready and not g.wait_event(spec.ready, 5):

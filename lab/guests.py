@@ -4,6 +4,7 @@ The programs themselves live in guest/ (standard library only); this module star
 lab's interpreter, collects their events on a reader thread, and stops them by PID.
 """
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -91,14 +92,16 @@ class EventStream:
 class GuestProcess(EventStream):
     """One guest program running in one host; `events` fills as it prints."""
 
-    def __init__(self, name, host, program, args=()):
+    def __init__(self, name, host, program, args=(), congestion=None):
         super().__init__()
         self.name, self.host, self.program, self.args = name, host, program, list(args)
+        self.congestion = congestion       # set on each of its TCP sockets (guest/kernel.py)
         self.started_at = None
 
     def start(self, net):
         self.started_at = time.monotonic()
-        self.attach(net.start_process(self.host, guest_argv(self.program, self.args),
+        env = dict(os.environ, TCPLAB_CONGESTION=self.congestion) if self.congestion else None
+        self.attach(net.start_process(self.host, guest_argv(self.program, self.args), env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         return self
 
@@ -140,16 +143,49 @@ class GuestProcess(EventStream):
         return None
 
 
+def _guest_module(program):
+    import importlib
+    if str(GUEST_DIR) not in sys.path:
+        sys.path.append(str(GUEST_DIR))
+    return importlib.import_module(Path(PROGRAMS[program]).stem)
+
+
+# Fields the lab adds to every event it collects (lab/runner.py): which guest and host, and the time since
+# the timeline began.
+LAB_FIELDS = {"guest": ["str", "the guest's name"], "host": ["str", "the host it ran on"],
+              "t_rel": ["float", "seconds since the timeline began"]}
+
+
+def declared_events():
+    """{program: {event: {"modes": [...] or None, "fields": {field: [type, meaning]}}}} as the programs declare
+    them (guest/*.py EVENTS, lab/controller/events.py), every event with the common fields; None when the
+    programs declare nothing (then checks over events cannot be checked for typos)."""
+    out = {}
+    for program in ("server", "client", "synflood"):
+        module = _guest_module(program)
+        events, common = getattr(module, "EVENTS", None), getattr(module.kernel, "COMMON_FIELDS", {}) \
+            if hasattr(module, "kernel") else {}
+        if not events:
+            return None
+        out[program] = {name: {"modes": spec.get("modes"), "fields": {**common, **LAB_FIELDS, **spec.get("fields", {})}}
+                        for name, spec in events.items()}
+    try:
+        from .controller import events as controller_events
+    except ImportError:
+        return out
+    common = getattr(controller_events, "COMMON_FIELDS", {})
+    out["controller"] = {name: {"modes": None, "fields": {**common, **LAB_FIELDS, **spec.get("fields", {})}}
+                         for name, spec in controller_events.EVENTS.items()}
+    return out
+
+
 def check_guest_args(program, argv):
     """The guest's own argparse verdict on ARGV: None when fine, else its error line. No process is started."""
     import contextlib
-    import importlib
     import io
     if program not in PROGRAMS:
         return f"unknown program (programs: {', '.join(PROGRAMS)})"
-    if str(GUEST_DIR) not in sys.path:
-        sys.path.append(str(GUEST_DIR))
-    module = importlib.import_module(Path(PROGRAMS[program]).stem)
+    module = _guest_module(program)
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -158,3 +194,17 @@ def check_guest_args(program, argv):
         lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
         return lines[-1].split("error: ", 1)[-1] if lines else "invalid arguments"
     return None
+
+
+def parsed_args(program, argv):
+    """ARGV as PROGRAM's own parser reads it: {flag: value} with every default filled in, so that equal
+    command lines compare equal however they were written. Raises LabError when the parser refuses it."""
+    import contextlib
+    import io
+    module = _guest_module(program)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+            namespace = module.parse_args(list(argv))
+    except SystemExit:
+        raise LabError(f"{program}: {err.getvalue().strip().splitlines()[-1:] or 'invalid arguments'}") from None
+    return {k.replace("_", "-"): v for k, v in vars(namespace).items()}

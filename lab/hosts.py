@@ -11,56 +11,9 @@ import threading
 
 from .errors import HostCommandError, SysctlError
 
-# Checked first: these look per-namespace by prefix but are machine-wide.
-MACHINE_WIDE = {
-    "net.core.rmem_max", "net.core.wmem_max", "net.core.rmem_default", "net.core.wmem_default",
-    "net.core.optmem_max", "net.core.netdev_max_backlog", "net.ipv4.tcp_mem", "net.ipv4.udp_mem",
-    "net.ipv4.tcp_max_orphans", "net.ipv4.tcp_available_congestion_control",
-    "net.ipv4.neigh.default.gc_thresh1", "net.ipv4.neigh.default.gc_thresh2",
-    "net.ipv4.neigh.default.gc_thresh3", "kernel.pty.max",
-}
-PER_HOST_PREFIXES = ("net.ipv4.tcp_", "net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.icmp_")
-PER_HOST_KEYS = {
-    "net.core.somaxconn", "net.ipv4.ip_local_port_range", "net.ipv4.ip_forward",
-    "net.ipv4.ip_default_ttl", "net.ipv4.ip_no_pmtu_disc", "net.unix.max_dgram_qlen",
-}
-PER_HOST_HELP = "net.core.somaxconn, net.ipv4.tcp_*, net.ipv4.ip_local_port_range, net.ipv4.conf.*"
-
-# The kernel's own defaults for a fresh namespace on a machine with enough memory. New namespaces
-# copy tcp_rmem/tcp_wmem from the root namespace (which Mininet's fixLimits() or the machine's
-# image may have changed), so every host is set to these unless a scenario asks otherwise.
-KERNEL_DEFAULTS = {
-    "net.ipv4.tcp_rmem": "4096 131072 6291456",
-    "net.ipv4.tcp_wmem": "4096 16384 4194304",
-}
-
-# What results.json records for each host: the settings the lessons depend on.
-RECORDED_KEYS = (
-    "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies",
-    "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem",
-    "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_congestion_control",
-)
-
-
-def scope(key):
-    """'host' or 'machine' for a sysctl key; raises SysctlError for a key the lab does not know."""
-    if key in MACHINE_WIDE:
-        return "machine"
-    if key in PER_HOST_KEYS or key.startswith(PER_HOST_PREFIXES):
-        return "host"
-    raise SysctlError(f"{key}: not a sysctl the lab can set per host (per-host keys: {PER_HOST_HELP})")
-
-
-def check_per_host(key):
-    """Raise SysctlError when KEY cannot be set on one host alone."""
-    if scope(key) == "machine":
-        raise SysctlError(
-            f"{key}: machine-wide; it cannot be set per host (per-host keys: {PER_HOST_HELP})")
-
-
-def normalize(value):
-    """Sysctl values compare as the kernel prints them: whitespace-separated fields, single spaces."""
-    return " ".join(str(value).split())
+# The tables live in the pure lab/sysctl.py; these names stay for lab/network/.
+from .sysctl import (HOST_DEFAULTS as KERNEL_DEFAULTS, MACHINE_GUARDED, MACHINE_RECORDED, MACHINE_WIDE,  # noqa: E402,F401
+                     PER_HOST_HELP, PER_HOST_KEYS, PER_HOST_PREFIXES, RECORDED_KEYS, check_per_host, normalize, scope)
 
 
 def host_run(host, argv, timeout=10):
@@ -121,7 +74,8 @@ def tune_in_namespaces(jobs):
                         if values.get(key) != normalize(value):
                             raise SysctlError(f"{name}: {key}={normalize(value)} did not take effect "
                                               f"(the kernel has {values.get(key)})")
-                    results[name] = {k: values[k] for k in reads if k in values}
+                    # every key asked for, and every key written: a scenario's own settings are recorded too
+                    results[name] = {k: values[k] for k in list(reads) + list(writes) if k in values}
                 finally:
                     os.close(fd)
         except (SysctlError, OSError) as e:
@@ -160,17 +114,3 @@ def read_machine_sysctls(keys):
         except FileNotFoundError:
             continue
     return values
-
-
-# Machine-wide limits every host shares, recorded with each run: rmem_max/wmem_max cap SO_RCVBUF/SO_SNDBUF.
-MACHINE_RECORDED = ("net.core.rmem_max", "net.core.wmem_max", "net.ipv4.tcp_mem", "net.core.netdev_max_backlog")
-
-# The root-namespace settings Mininet's fixLimits() rewrites, and a few the lab depends on:
-# checked unchanged after every run.
-MACHINE_GUARDED = (
-    "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.core.rmem_max", "net.core.wmem_max",
-    "net.core.netdev_max_backlog", "net.ipv4.neigh.default.gc_thresh1",
-    "net.ipv4.neigh.default.gc_thresh2", "net.ipv4.neigh.default.gc_thresh3",
-    "net.ipv4.route.max_size", "kernel.pty.max", "net.core.somaxconn", "net.ipv4.tcp_syncookies",
-    "net.ipv4.ip_forward",
-)

@@ -1,12 +1,21 @@
-"""The scenario library: finding scenarios by name or file and loading them fully validated."""
+"""The scenario library: finding scenarios by name or file, and loading them fully validated.
+
+This is the impure side of validation: it reads the files (bounded, lab/source.py), looks up the facts of
+this machine (its kernel's counter and sysctl names, the topology's hosts, the guests' declared flags and
+events) and hands them to the pure checks (lab/scenario.py, lab/validation.py).
+Scenarios live in topic folders (scenarios/listen-queue/listen-overflow.yaml...); their names are the
+file names, unique across folders.
+"""
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import counters, scenario, topology, validation
+from . import counters, scenario, source, topology, validation
 from .errors import LabError, ScenarioError
-from .guests import check_guest_args
+from .guests import check_guest_args, declared_events
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+ROOT = SCENARIO_DIR.parent
 
 
 @dataclass
@@ -14,18 +23,28 @@ class Entry:
     name: str
     title: str
     path: Path
+    topic: str
 
 
 def scenario_paths():
-    return sorted(p for p in SCENARIO_DIR.glob("*.yaml") if not p.name.startswith("_"))
+    """Every shipped scenario file (not _template.yaml), by name."""
+    return sorted((p for p in SCENARIO_DIR.rglob("*.yaml") if not p.name.startswith("_")), key=lambda p: p.stem)
 
 
 def list_scenarios():
     entries = []
     for path in scenario_paths():
-        sc = scenario.parse(path.read_text(), f"scenarios/{path.name}", name=path.stem)
-        entries.append(Entry(path.stem, sc.title, path))
+        sc = scenario.parse(source.read_file(path, shown(path)), shown(path), name=path.stem)
+        entries.append(Entry(path.stem, sc.title, path, path.parent.name if path.parent != SCENARIO_DIR else ""))
     return entries
+
+
+def shown(path):
+    """How a file is named in messages: relative to the project for shipped files."""
+    path = Path(path)
+    if path.resolve().is_relative_to(SCENARIO_DIR):
+        return str(path.resolve().relative_to(ROOT))
+    return str(path)
 
 
 def resolve(ref):
@@ -35,42 +54,89 @@ def resolve(ref):
         if not path.is_file():
             raise LabError(f"{ref}: no such scenario file")
         return path
-    candidate = SCENARIO_DIR / f"{ref}.yaml"
-    if not candidate.is_file():
-        names = ", ".join(p.stem for p in scenario_paths())
-        raise LabError(f"unknown scenario {ref!r} (scenarios: {names}; or give a .yaml file)")
-    return candidate
+    by_name = {p.stem: p for p in scenario_paths()}
+    if ref not in by_name:
+        raise LabError(f"unknown scenario {ref!r} (scenarios: {', '.join(sorted(by_name))}; or give a .yaml file)"
+                       + _close(ref, by_name))
+    return by_name[ref]
+
+
+def _close(ref, names):
+    import difflib
+    close = difflib.get_close_matches(ref, list(names), n=2)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+# -- facts of this machine ---------------------------------------------------------------------------
+_cache = {}
 
 
 def kernel_counter_names():
     """{Group: [Counter...]} this kernel has (read from this process's own namespace: names are per kernel)."""
-    values = counters.read_host_counters("self")
-    return {g: list(c) for g, c in values.items()}
+    if "counters" not in _cache:
+        values = counters.read_host_counters("self")
+        _cache["counters"] = {g: list(c) for g, c in values.items()}
+    return _cache["counters"]
 
 
-def facts_for(sc):
+def kernel_sysctl_keys():
+    """The per-host sysctl keys this kernel has: net.core/ipv4/ipv6/unix as this process sees them, with
+    per-interface keys named through `all` (interfaces differ per host)."""
+    if "sysctls" not in _cache:
+        keys = set()
+        base = "/proc/sys/net"
+        for top in ("core", "ipv4", "ipv6", "unix"):
+            for folder, dirs, files in os.walk(os.path.join(base, top)):
+                rel = os.path.relpath(folder, "/proc/sys").replace("/", ".")
+                if rel.endswith((".conf", ".neigh")):
+                    dirs[:] = [d for d in dirs if d in ("all", "default")]
+                keys.update(f"{rel}.{f}" for f in files)
+        _cache["sysctls"] = keys or None
+    return _cache["sysctls"]
+
+
+def facts_for(sc, trusted=()):
+    """Everything validation needs to know about this machine and SC's topology."""
     try:
-        topo = topology.build(sc.topology, sc.topology_file, sc.topology_args, sc.topology_params)
+        topo = topology.build_ref(sc.topology.ref, trusted)
     except LabError as e:
-        line = sc.lines.get("topology", 0)
-        raise ScenarioError(sc.path, line, "topology", str(e)) from None
+        raise ScenarioError(sc.path, sc.lines.get(("topology",), 0), "topology", str(e)) from None
     hosts = list(topo.hosts())
     return validation.Facts(hosts=hosts, nodes=hosts + list(topo.switches()), counters=kernel_counter_names(),
-                          check_guest_args=check_guest_args)
+                            sysctl_keys=kernel_sysctl_keys(), events=declared_events(),
+                            check_guest_args=check_guest_args, kernel_kinds=_kernel_kinds(),
+                            drop_reasons=_drop_reasons())
 
 
-def load_scenario(ref):
-    """Parse and validate a scenario completely, before anything is built."""
+def _kernel_kinds():
+    try:
+        from .trace import KINDS
+    except ImportError:
+        return None
+    return list(KINDS)
+
+
+def _drop_reasons():
+    try:
+        from .trace import drop_reason_names
+    except ImportError:
+        return None
+    return drop_reason_names()
+
+
+def load_scenario(ref, trusted=()):
+    """Parse and validate a scenario completely, before anything is built. TRUSTED: folders whose topology
+    files may be loaded (as code)."""
     path = resolve(ref)
-    shown = f"scenarios/{path.name}" if path.parent == SCENARIO_DIR else str(path)
-    sc = scenario.parse(path.read_text(), shown, name=path.stem)
-    return validation.validate(sc, facts_for(sc))
+    name = path.stem if path.parent.is_relative_to(SCENARIO_DIR) else None
+    sc = scenario.parse(source.read_file(path, shown(path)), shown(path), name=name or path.stem)
+    return validation.validate(sc, facts_for(sc, trusted))
 
 
-def load_text(text, name="scenario", path="<text>"):
+def load_text(text, name="scenario", path="<text>", trusted=()):
     """For the Python API: a scenario from a YAML string, validated the same way."""
     sc = scenario.parse(text, path, name=name)
-    return validation.validate(sc, facts_for(sc))
+    return validation.validate(sc, facts_for(sc, trusted))
 
 
 def describe(sc):
@@ -78,21 +144,26 @@ def describe(sc):
     lines = [f"{sc.name}: {sc.title}", ""]
     if sc.teaches:
         lines += [sc.teaches.strip(), ""]
-    topo = ",".join([sc.topology, *map(str, sc.topology_args)])
-    lines.append(f"Network: {topo} on a {sc.switch} switch" + (f" (file {sc.topology_file})" if sc.topology_file else ""))
-    for host, settings in sc.sysctls.items():
+    lines.append(f"Network: {sc.topology} on a {sc.switch} switch")
+    from .sysctl import HOST_DEFAULTS
+    lines.append("  every host: " + ", ".join(f"{k}={v}" for k, v in HOST_DEFAULTS.items()))
+    algorithms = sorted({sc.congestion(h) for h in [*sc.hosts, "*"]})
+    lines.append(f"  congestion control: {', '.join(algorithms)} (set per host and on each guest socket)")
+    for host, settings in sc.sysctls().items():
         lines.append(f"  {host}: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     for link in sc.links:
-        shaping = ", ".join(f"{k} {getattr(link, k)}" for k in ("bw", "delay", "loss") if getattr(link, k))
-        lines.append(f"  link {link.between[0]}-{link.between[1]}: {shaping}" + (" Mbit/s" if link.bw and not link.needs_netem else ""))
+        shaping = ", ".join(s for s in (f"{link.bw:g} Mbit/s" if link.bw else "", f"delay {link.delay}" if link.delay else "",
+                                        f"loss {link.loss}" if link.loss else "") if s)
+        lines.append(f"  link {link.between[0]}-{link.between[1]}: {shaping}"
+                     + (f" (only traffic from {link.only_from})" if link.only_from else ""))
     lines.append("Guests:")
     for g in sc.guests:
         when = f"after {g.after} is ready" if g.after else f"at {g.start:g} s"
-        lines.append(f"  {g.name} on {g.host}, {when}: {g.program} {' '.join(g.args)}")
+        lines.append(f"  {g.name} on {g.host}, {when}: {g.program} {' '.join(g.argv)}")
     if sc.actions:
         lines.append("Actions:")
-        for a in sc.actions:
-            lines.append(f"  at {a.at:g} s: {a.kind} {a.params}")
+        for step in sc.actions:
+            lines.append(f"  at {step.at:g} s: {step.action.describe()}")
     if sc.sample:
         lines.append(f"Samples: ss on {', '.join(sc.sample.hosts)} every {sc.sample.interval:g} s")
     lines.append(f"Timeline: at most {sc.duration:g} s")

@@ -1,15 +1,15 @@
 """The scenario runner: build the network, tune hosts, run the timeline, sample sockets, check.
 
 One scenario run:
-  1. skip early when the kernel lacks what it needs (netem for delay/loss)
+  1. skip early when the kernel lacks what it needs (netem for delay/loss, a congestion control module)
   2. build the network (LabNetwork) with the scenario's sysctls, then shape links
-  3. counters before; start guests in order (start time, `after`, readiness); fire timed actions;
-     sample `ss` on the listed hosts; end when every waited-for guest exited or at `duration`
+  3. counters before; start guests in order (start time, `after`, readiness); fire timed actions
+     (lab/actions.py); sample `ss` on the listed hosts; end when every waited-for guest exited or at `duration`
   4. stop the rest (SIGTERM: they write their summaries), counters after, evaluate the checks
-  5. results.json + junit.xml (lab/results.py), also when interrupted
-To add a step kind: a field list in scenario.ACTION_FIELDS and a handler in ACTIONS below.
+  5. results.json + junit.xml (lab/results.py) and report.html, also when interrupted
 """
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,58 +19,39 @@ from . import hosts as hostcfg
 from .errors import LabError, Skip
 from .guests import GuestProcess
 from .network import OVS_FIX, LabNetwork, NetworkSpec, Terminated, netem_available, ovs_running
-from .results import Result, write_junit, write_result
+from .results import CounterSet, GuestResult, HostResult, Result, write_junit, write_result
 from .scenario import substitute
+from .sysctl import CONGESTION, DEFAULT_CONGESTION, MACHINE_RECORDED
 
 READY_TIMEOUT = 10.0
 
 
-# -- actions: kind -> handler(run, params) ----------------------------------------------------------
-def _link_down(run, p):
-    run.lab.set_link(*p["between"], up=False)
-
-
-def _link_up(run, p):
-    run.lab.set_link(*p["between"], up=True)
-
-
-def _rate(run, p):
-    run.lab.shape(*p["between"], bw=p["mbit"])
-
-
-def _sysctl(run, p):
-    run.lab.set_sysctls(p["host"], {p["key"]: p["value"]})
-
-
-def _signal(run, p):
-    run.guests[p["guest"]].send_signal(getattr(signal, p["signal"]))
-
-
-def _policy(run, p):
-    return {"src": run.addresses.get(p.get("from")), "dst": run.addresses.get(p.get("to")),
-            "flags": p.get("flags"), "seconds": p.get("seconds")}
-
-
-def _drop(run, p):
-    run.lab.controller.command(cmd="drop", **_policy(run, p))
-
-
-def _meter(run, p):
-    run.lab.controller.command(cmd="meter", kbps=p["kbps"], **_policy(run, p))
-
-
-def _restore(run, p):
-    run.lab.controller.command(cmd="restore")
-
-
-ACTIONS = {"link-down": _link_down, "link-up": _link_up, "rate": _rate, "sysctl": _sysctl, "signal": _signal,
-           "drop": _drop, "meter": _meter, "restore": _restore}
-
-
-def network_spec(sc):
+def network_spec(sc, trusted=()):
     """The network a scenario asks for (used by `tcplab run` and `tcplab cli SCENARIO`)."""
-    return NetworkSpec(topology=sc.topology, topology_file=sc.topology_file, args=sc.topology_args,
-                       params=sc.topology_params, switch=sc.switch, host_sysctls=sc.sysctls, controller=sc.controller)
+    ref = sc.topology.ref
+    return NetworkSpec(topology=ref.name, topology_file=ref.file, args=ref.args, params=ref.params,
+                       switch=sc.switch, host_sysctls=sc.sysctls(congestion=False), controller=sc.controller)
+
+
+def apply_congestion(lab, sc):
+    """Each host's congestion control -> {host: algorithm}. The host's default (the per-namespace sysctl) is
+    set where the machine allows it (tcp_allowed_congestion_control); the guests set it on each of their
+    sockets in any case (TCPLAB_CONGESTION, see guest/kernel.py), and report what their sockets used."""
+    allowed = read_proc("net/ipv4/tcp_allowed_congestion_control").split()
+    chosen = {}
+    for h in lab.host_names():
+        chosen[h] = sc.congestion(h)
+        if chosen[h] in allowed:
+            lab.set_sysctls(h, {CONGESTION: chosen[h]})
+    return chosen
+
+
+def read_proc(key):
+    try:
+        with open(f"/proc/sys/{key}") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def shape_links(lab, links):
@@ -80,32 +61,23 @@ def shape_links(lab, links):
                   burst=link.burst)
 
 
-def aggregate_sample(t, records, port=None):
-    """One `ss` sample of a host -> the numbers checks and plots use (see expect.SAMPLE_FIELDS)."""
-    listen = sockets.listeners(records, port)
-    conns = [r for r in sockets.connections(records, port) if r.state != "TIME-WAIT"]
-
-    def total(values):
-        return sum(values) if values else 0
-
-    return {
-        "t": round(t, 4),
-        "accept_queue": max((r.accept_queue for r in listen), default=None),
-        "backlog": max((r.backlog for r in listen), default=None),
-        "connections": len(conns),
-        "recv_q": total([r.recv_q for r in conns]),
-        "send_q": total([r.send_q for r in conns]),
-        # ss leaves snd_wnd out when it is zero: a zero window is exactly what the lessons look for.
-        "snd_wnd": min((r.info.get("snd_wnd", 0) for r in conns if r.state == "ESTAB"), default=None),
-        "rcv_space": max((r.info.get("rcv_space", 0) for r in conns), default=None),
-        "cwnd": max((r.info.get("cwnd", 0) for r in conns), default=None),
-        "retrans_total": total([r.info.get("retrans_total", 0) for r in conns]),
-        "backoff": max((r.info.get("backoff", 0) for r in conns), default=None),
-        "notsent": total([r.info.get("notsent", 0) for r in conns]),
-        **{f"skmem_{k}": max((r.skmem.get(k, 0) for r in conns), default=None) for k in ("r", "rb", "t", "tb", "w")},
-        "sockets": [{"state": r.state, "local": r.local, "peer": r.peer, "recv_q": r.recv_q, "send_q": r.send_q}
-                    for r in listen + conns][:50],
-    }
+def congestion_available(name):
+    """Whether this kernel offers congestion control NAME: loaded, built in, or a module it can load."""
+    import platform
+    try:
+        if name in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split():
+            return True
+    except OSError:
+        return False
+    base = Path("/lib/modules") / platform.release()
+    for index in ("modules.builtin", "modules.dep"):
+        try:
+            text = (base / index).read_text()
+        except OSError:
+            continue
+        if f"/tcp_{name}.ko" in text:
+            return True
+    return False
 
 
 class Sampler(threading.Thread):
@@ -116,6 +88,7 @@ class Sampler(threading.Thread):
         self.lab, self.spec, self.t0 = lab, spec, t0
         self.samples = {h: [] for h in spec.hosts}
         self.errors = []
+        self.window_seen = {h: False for h in spec.hosts}
         self._halt = threading.Event()
 
     def run(self):
@@ -124,11 +97,13 @@ class Sampler(threading.Thread):
             for name, host in hosts.items():
                 try:
                     out = hostcfg.host_run(host, list(sockets.SS_ARGS))
-                except (LabError, OSError) as e:
+                except (LabError, OSError, subprocess.SubprocessError) as e:
                     self.errors.append(str(e))
                     continue
+                records = sockets.parse_ss(out)
+                self.window_seen[name] |= any("snd_wnd" in r.info for r in records)
                 t = time.monotonic() - self.t0
-                self.samples[name].append(aggregate_sample(t, sockets.parse_ss(out), self.spec.port))
+                self.samples[name].append(sockets.aggregate(t, records, self.spec.port, self.window_seen[name]))
             self._halt.wait(self.spec.interval)
 
     def stop(self):
@@ -139,50 +114,48 @@ class Sampler(threading.Thread):
 class ScenarioRun:
     """One run of one scenario. `execute()` returns a Result; results are written by the caller."""
 
-    def __init__(self, sc, progress=None):
+    def __init__(self, sc, progress=None, trusted=(), capture_dir=None):
         self.sc = sc
         self.progress = progress or (lambda text: None)
+        self.trusted = trusted
         self.lab = None
         self.guests = {}
         self.sampler = None
         self.t0 = None
         self.addresses = {}
+        self.congestion = {}
         self.result = Result(scenario=sc.name, title=sc.title, path=sc.path, teaches=sc.teaches)
-        self.capture_dir = None     # set: tcpdump on every host interface, a pcap each
-        self._captures = []         # (tcpdump process, capture info)
+        self.capture_dir = capture_dir  # set: tcpdump on every host interface, a pcap each
+        self._captures = []             # (tcpdump process, capture info)
 
     def execute(self):
         sc, res = self.sc, self.result
         wall = time.monotonic()
         try:
             self._check_can_run()
-            with LabNetwork(network_spec(sc), purpose=f"scenario {sc.name}") as lab:
+            with LabNetwork(network_spec(sc, self.trusted), purpose=f"scenario {sc.name}") as lab:
                 self.lab = lab
                 res.run_id = lab.run_id
                 self.progress(f"network {sc.topology} up ({len(lab.host_names())} hosts, run {lab.run_id})")
                 shape_links(lab, sc.links)
-                addresses = {h: lab.host(h).IP() for h in lab.host_names()}
-                self.addresses = addresses
-                res.topology = lab.graph()
-                for link in sc.links:
-                    for edge in res.topology["links"]:
-                        if set(edge[:2]) == set(link.between) and link.bw:
-                            edge[2] = link.bw
+                self.addresses = {h: lab.host(h).IP() for h in lab.host_names()}
+                res.topology = self._graph(lab)
                 if self.capture_dir:
                     self._start_captures()
-                res.hosts = {h: {"ip": addresses[h], "sysctls": lab.effective_sysctls[h]} for h in addresses}
-                res.machine = hostcfg.read_machine_sysctls(hostcfg.MACHINE_RECORDED)
-                before = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
+                self.congestion = res.congestion = apply_congestion(lab, sc)
+                res.hosts = {h: HostResult(ip=ip, sysctls=lab.effective_sysctls[h]) for h, ip in self.addresses.items()}
+                res.machine = hostcfg.read_machine_sysctls(MACHINE_RECORDED)
+                before = {h: counters.read_host_counters(lab.host(h).pid) for h in self.addresses}
                 try:
-                    self._timeline(addresses)
+                    self._timeline()
                 finally:
                     # Read counters when the timeline ends, before teardown: stopping a server closes its
                     # listener, and the RSTs that sends are not part of the lesson.
-                    after = {h: counters.read_host_counters(lab.host(h).pid) for h in addresses}
+                    after = {h: counters.read_host_counters(lab.host(h).pid) for h in self.addresses}
                     self._stop_all()
-                    for h in addresses:
-                        res.hosts[h]["counters"] = {"before": before[h], "after": after[h],
-                                                    "delta": counters.delta(before[h], after[h])}
+                    for h in self.addresses:
+                        res.hosts[h].counters = CounterSet(before=before[h], after=after[h],
+                                                           delta=counters.delta(before[h], after[h]))
                     self._collect()
             self._evaluate()
         except Skip as e:
@@ -201,16 +174,30 @@ class ScenarioRun:
     def _check_can_run(self):
         sc = self.sc
         if any(link.needs_netem for link in sc.links) and not netem_available():
-            raise Skip("netem absent in this kernel: this scenario shapes delay or loss (runs in the Vagrant VM)")
+            raise Skip("netem absent in this kernel: this scenario shapes delay or loss (it runs in the Vagrant VM "
+                       "and on distribution kernels)")
         if (sc.controller or sc.switch != "bridge") and not ovs_running():
             raise Skip(f"the Open vSwitch daemons are not running, and this scenario needs them: {OVS_FIX}")
+        wanted = {DEFAULT_CONGESTION, *(s.get(CONGESTION) for s in sc.sysctls().values())} - {None}
+        missing = sorted(w for w in wanted if not congestion_available(w))
+        if missing:
+            raise Skip(f"this kernel offers no {', '.join(missing)} congestion control (the scenario runs its hosts "
+                       f"with it; available: {read_proc('net/ipv4/tcp_available_congestion_control')})")
         if sc.controller:
             try:
                 import os_ken.base.app_manager  # noqa: F401
             except ImportError as e:
                 raise Skip(f"os-ken is not importable ({e}): OpenFlow scenarios need it (scripts/install.sh)") from None
 
-    def _timeline(self, addresses):
+    def _graph(self, lab):
+        graph = lab.graph()
+        for link in self.sc.links:
+            for edge in graph["links"]:
+                if set(edge[:2]) == set(link.between) and link.bw:
+                    edge[2] = link.bw
+        return graph
+
+    def _timeline(self):
         sc = self.sc
         self.t0 = time.monotonic()
         self.result.t0 = self.t0
@@ -218,24 +205,25 @@ class ScenarioRun:
             self.sampler = Sampler(self.lab, sc.sample, self.t0)
             self.sampler.start()
         pending = list(sc.guests)
-        actions = list(sc.actions)
+        steps = list(sc.actions)
         while True:
             now = time.monotonic() - self.t0
             while pending and now >= pending[0].start:
-                self._start_guest(pending.pop(0), addresses)
+                self._start_guest(pending.pop(0))
                 now = time.monotonic() - self.t0
-            while actions and now >= actions[0].at:
-                action = actions.pop(0)
-                ACTIONS[action.kind](self, action.params)
-                self.result.actions.append({"at": action.at, "kind": action.kind, "params": action.params,
+            while steps and now >= steps[0].at:
+                step = steps.pop(0)
+                step.action.apply(self)
+                self.result.actions.append({"at": step.at, "kind": step.kind,
+                                            "params": step.action.model_dump(by_alias=True, exclude_none=True),
                                             "done_s": round(time.monotonic() - self.t0, 4)})
-                self.progress(f"{now:6.2f} s  {action.kind} {action.params}")
+                self.progress(f"{now:6.2f} s  {step.action.describe()}")
             for spec in sc.guests:
                 g = self.guests.get(spec.name)
                 if g and spec.stop is not None and now >= spec.stop and g.running():
                     g.stop()
             waited = [self.guests.get(s.name) for s in sc.guests if s.wait]
-            if not pending and not actions and all(g and not g.running() for g in waited):
+            if not pending and not steps and all(g and not g.running() for g in waited):
                 break
             if now >= sc.duration:
                 self.progress(f"{now:6.2f} s  timeline ends (duration {sc.duration:g} s)")
@@ -243,14 +231,15 @@ class ScenarioRun:
             time.sleep(0.01)
         self.result.timeline_s = round(time.monotonic() - self.t0, 3)
 
-    def _start_guest(self, spec, addresses):
+    def _start_guest(self, spec):
         if spec.after:
             other, ready_kind = self.guests[spec.after], self.sc.guest(spec.after).ready
             if ready_kind and not other.wait_event(ready_kind, READY_TIMEOUT):
                 raise LabError(f"{self.sc.path}: guest {spec.after!r} did not report {ready_kind!r} within "
                                f"{READY_TIMEOUT:g} s: {other.stderr.strip()[-300:]}")
-        argv = substitute(spec.args, addresses, self.t0)
-        g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
+        argv = substitute(spec.argv, self.addresses, self.t0)
+        g = GuestProcess(spec.name, spec.host, spec.program, argv,
+                         congestion=self.congestion.get(spec.host)).start(self.lab)
         self.guests[spec.name] = g
         self.progress(f"{time.monotonic() - self.t0:6.2f} s  {spec.name} on {spec.host}: {spec.program} {' '.join(argv)}")
         if spec.ready and not g.wait_event(spec.ready, READY_TIMEOUT):
@@ -267,7 +256,7 @@ class ScenarioRun:
             proc.send_signal(signal.SIGINT)      # tcpdump flushes its file on SIGINT
             try:
                 proc.wait(5)
-            except Exception:  # noqa: BLE001 (LabNetwork.stop() kills it with its host)
+            except subprocess.TimeoutExpired:    # LabNetwork.stop() kills it with its host
                 pass
             info["packets"] = _count_packets(proc.stderr.read() if proc.stderr else "")
             if proc.stderr:
@@ -275,7 +264,6 @@ class ScenarioRun:
 
     def _start_captures(self):
         """tcpdump on every interface of every host (headers only), started before the timeline."""
-        import subprocess
         self.capture_dir.mkdir(parents=True, exist_ok=True)
         for h in self.lab.host_names():
             for intf in self.lab.host(h).intfNames():
@@ -295,32 +283,30 @@ class ScenarioRun:
         t0 = self.t0 or 0
         for name, g in self.guests.items():
             spec = self.sc.guest(name)
-            events = [dict(e, t_rel=round(e["t"] - t0, 6)) if "t" in e else e for e in list(g.events)]
-            res.guests[name] = {"host": spec.host, "program": spec.program, "argv": g.args,
-                                "exit": g.proc.returncode if g.proc else None, "stderr": g.stderr[-2000:],
-                                "events": events}
+            events = [dict(e, t_rel=round(e["t"] - t0, 6)) if isinstance(e.get("t"), (int, float)) else e
+                      for e in list(g.events)]
+            res.guests[name] = GuestResult(host=spec.host, program=spec.program, argv=g.args,
+                                           exit=g.proc.returncode if g.proc else None, stderr=g.stderr[-2000:],
+                                           events=events)
         controller = self.lab.controller if self.lab else None
         if controller:
-            switches = {int("".join(c for c in sw if c.isdigit()) or 1): sw for sw in res.topology.get("switches", [])}
-            res.guests["controller"] = {
-                "host": "127.0.0.1", "program": "controller", "argv": [], "exit": None, "stderr": "",
-                "events": [dict(e, t_rel=round(e["t"] - t0, 6), switch=switches.get(e.get("dpid")))
-                           for e in list(controller.events) if e["t"] >= t0]}
+            dpids = {int("".join(c for c in sw if c.isdigit()) or 1): sw for sw in res.topology.get("switches", [])}
+            res.guests["controller"] = GuestResult(
+                host="127.0.0.1", program="controller",
+                events=[dict(e, t_rel=round(e["t"] - t0, 6), switch=dpids.get(e.get("dpid")))
+                        for e in list(controller.events) if e["t"] >= t0])
         if self.sampler:
             res.samples = self.sampler.samples
             res.sample_errors = self.sampler.errors[:10]
 
     def _evaluate(self):
         res = self.result
-        observations = {
-            "counters": {h: v["counters"]["delta"] for h, v in res.hosts.items() if "counters" in v},
-            "events": {g: v["events"] for g, v in res.guests.items()},
-            "samples": res.samples,
-        }
+        observations = res.observations()
         for check in self.sc.checks:
             meaning = counters.meaning(check.path) if check.kind == "counter" else ""
-            res.expectations.append(expect.evaluate(check, observations, meaning).to_dict())
-        res.passed = all(v["passed"] for v in res.expectations)
+            res.expectations.append(expect.evaluate(check, observations, meaning))
+        judged = [v for v in res.expectations if not v.skipped]
+        res.passed = bool(judged) and all(v.passed for v in judged)
 
 
 def _count_packets(tcpdump_stderr):
@@ -332,7 +318,6 @@ def _count_packets(tcpdump_stderr):
 
 def capture_excerpt(path, limit=15):
     """The interesting packets of a pcap (SYN, RST, zero window), decoded by tcpdump."""
-    import subprocess
     expr = "tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (tcp[14:2] = 0 and tcp[tcpflags] & tcp-ack != 0)"
     proc = subprocess.run(["tcpdump", "-nn", "-tt", "-r", str(path), expr], capture_output=True, text=True, timeout=30)
     lines = proc.stdout.splitlines()
@@ -340,12 +325,10 @@ def capture_excerpt(path, limit=15):
     return "\n".join(lines[:limit]) + more
 
 
-def run_scenario(sc, out_dir=None, progress=None, capture=False):
+def run_scenario(sc, out_dir=None, progress=None, capture=False, trusted=()):
     """Run one validated Scenario; write results.json, junit.xml and report.html into OUT_DIR when given."""
     from .report import write_report
-    run = ScenarioRun(sc, progress)
-    if capture and out_dir is not None:
-        run.capture_dir = Path(out_dir)
+    run = ScenarioRun(sc, progress, trusted, Path(out_dir) if capture and out_dir is not None else None)
     try:
         result = run.execute()
     finally:
@@ -356,5 +339,5 @@ def run_scenario(sc, out_dir=None, progress=None, capture=False):
                 info["excerpt"] = capture_excerpt(out / info["file"]) if (out / info["file"]).exists() else ""
             write_result(run.result, out / "results.json")
             write_junit([run.result], out / "junit.xml")
-            write_report(out, run.result.captures)
+            write_report(out, run.result)
     return result

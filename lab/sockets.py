@@ -126,3 +126,45 @@ def connections(records, port=None):
     """Established (and closing) connections; PORT matches either end."""
     return [r for r in records if not r.is_listener
             and (port is None or port in (r.local_port, r.peer_port))]
+
+
+def aggregate(t, records, port=None, window_seen=False):
+    """One `ss` sample of a host -> the numbers checks and plots use (see expect.SAMPLE_FIELDS).
+
+    A value ss did not show is None (not observed), never 0, with one exception that needs evidence:
+    ss leaves `snd_wnd` out when it is zero, so once this host's ss has printed snd_wnd (WINDOW_SEEN: this
+    ss and kernel do report it), a connection without it has a zero window.
+    """
+    listen = listeners(records, port)
+    conns = [r for r in connections(records, port) if r.state != "TIME-WAIT"]
+    estab = [r for r in conns if r.state == "ESTAB"]
+
+    def total(values):
+        return sum(values) if conns else None
+
+    def most(key, source="info"):
+        values = [(r.info if source == "info" else r.skmem).get(key) for r in conns]
+        values = [v for v in values if isinstance(v, (int, float))]
+        return max(values) if values else None
+
+    windows = [r.info["snd_wnd"] if "snd_wnd" in r.info else (0 if window_seen else None) for r in estab]
+    windows = [w for w in windows if w is not None]
+    return {
+        "t": round(t, 4),
+        "accept_queue": max((r.accept_queue for r in listen), default=None),
+        "backlog": max((r.backlog for r in listen), default=None),
+        "connections": len(conns),
+        "recv_q": total([r.recv_q for r in conns]),
+        "send_q": total([r.send_q for r in conns]),
+        "snd_wnd": min(windows) if windows else None,
+        "rcv_space": most("rcv_space"),
+        "cwnd": most("cwnd"),
+        "rtt": most("rtt"),
+        # ss prints these only when they are not zero; with no connection showing them they are not observed
+        "retrans_total": total([r.info.get("retrans_total", 0) for r in conns]) if most("retrans_total") else None,
+        "backoff": most("backoff"),
+        "notsent": total([r.info.get("notsent", 0) for r in conns]) if most("notsent") else None,
+        **{f"skmem_{k}": most(k, "skmem") for k in ("r", "rb", "t", "tb", "w")},
+        "sockets": [{"state": r.state, "local": r.local, "peer": r.peer, "recv_q": r.recv_q, "send_q": r.send_q}
+                    for r in listen + conns][:50],
+    }

@@ -1,96 +1,174 @@
-"""`tcplab run`: many scenarios, repeats, live progress, a summary table, and the exit status."""
+"""`tcplab run` as a library: many scenarios, repeats with their spread, the suite's files. Returns a
+SuiteResult; printing and exit codes are the CLI's (lab/cli.py).
+
+Repeats follow Flent's batch runs: each scenario N times, and per check the pass rate and the spread of
+the observed value (min / median / max). A check that passes less than every time is a defect to fix.
+"""
 import json
-import sys
-import threading
+import shutil
+import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import library
 from .report import key_figures, write_index
-from .results import write_junit
+from .results import Result, write_junit
 from .runner import run_scenario
 
+OUR_FILES = ("results.json", "junit.xml", "report.html")
 
-def _targets(refs):
+
+@dataclass
+class Run:
+    name: str
+    title: str
+    result: Result
+    folder: Path
+    repeat: int = 1
+
+
+@dataclass
+class CheckSpread:
+    """One check over repeated runs: how often it passed and how the observed value spread."""
+    check: str
+    runs: int
+    passed: int
+    values: list = field(default_factory=list)
+
+    @property
+    def rate(self):
+        return self.passed / self.runs if self.runs else 0.0
+
+    def spread(self):
+        numbers = sorted(v for v in self.values if isinstance(v, (int, float)) and not isinstance(v, bool))
+        if not numbers:
+            return None
+        return {"min": numbers[0], "median": statistics.median(numbers), "max": numbers[-1], "n": len(numbers)}
+
+    def to_dict(self):
+        return {"check": self.check, "runs": self.runs, "passed": self.passed, "rate": round(self.rate, 3),
+                "spread": self.spread()}
+
+
+@dataclass
+class SuiteResult:
+    runs: list = field(default_factory=list)
+    wall_s: float = 0.0
+    root: Path = None
+    index: Path = None
+
+    def counts(self):
+        statuses = [r.result.status for r in self.runs]
+        return {s: statuses.count(s) for s in ("PASS", "FAIL", "SKIP", "ERROR", "INTERRUPTED")}
+
+    def skipped(self):
+        """(scenario, reason) for every skipped scenario and every check that could not be judged."""
+        out = [(r.name, r.result.skipped) for r in self.runs if r.result.skipped]
+        out += [(r.name, f"{v.check}: {v.skipped}") for r in self.runs for v in r.result.expectations if v.skipped]
+        return out
+
+    def spreads(self):
+        """{scenario: [CheckSpread]} over the repeats of each scenario."""
+        table = {}
+        for r in self.runs:
+            checks = table.setdefault(r.name, {})
+            for v in r.result.expectations:
+                s = checks.setdefault(v.check, CheckSpread(v.check, 0, 0))
+                if v.skipped:
+                    continue
+                s.runs += 1
+                s.passed += v.passed
+                s.values.append(v.observed)
+        return {name: list(checks.values()) for name, checks in table.items()}
+
+    def exit_code(self, strict=False):
+        """0 all passed; 1 a check failed; 2 bad input or a run error; 3 something was skipped (--strict)."""
+        counts = self.counts()
+        if counts["ERROR"] or counts["INTERRUPTED"]:
+            return 2
+        if counts["FAIL"]:
+            return 1
+        if strict and self.skipped():
+            return 3
+        return 0
+
+
+def targets(refs, trusted=()):
+    """Scenario names/files (or `all`) -> validated Scenarios; every file is validated before any network is
+    built: a typo in the 9th fails in a second, not a minute."""
     names = []
     for ref in refs:
         names += [p.stem for p in library.scenario_paths()] if ref == "all" else [ref]
-    # Validate every file before any network is built: a typo in the 9th fails in a second, not a minute.
-    return [library.load_scenario(n) for n in names]
+    return [library.load_scenario(n, trusted) for n in names]
 
 
-def run_command(args, out=sys.stdout):
-    def say(text):
-        print(text, file=out, flush=True)
+def _fresh(folder, repeat):
+    """Remove what an earlier run of this scenario left in FOLDER that this run will not rewrite: the
+    top-level files when repeating, the run-N folders when not (only tcplab's own files)."""
+    if repeat > 1:
+        for name in OUR_FILES:
+            (folder / name).unlink(missing_ok=True)
+    else:
+        for old in folder.glob("run-*"):
+            if old.is_dir() and old.name[4:].isdigit():
+                shutil.rmtree(old)
 
-    scenarios = _targets(args.scenarios)
-    root = Path(args.out)
-    total = len(scenarios) * args.repeat
-    results, n = [], 0
+
+def run_suite(scenarios, out, repeat=1, capture=False, trusted=(), on_start=None, on_step=None, on_done=None):
+    """Run each scenario REPEAT times under OUT/NAME[/run-K]; call ON_START(n, total, sc), ON_STEP(text) and
+    ON_DONE(run) as it goes. Writes OUT/junit.xml, OUT/summary.json and OUT/index.html (merged with earlier
+    runs' entries in the same OUT)."""
+    root = Path(out)
+    suite = SuiteResult(root=root)
+    total, n = len(scenarios) * repeat, 0
     started = time.monotonic()
     for sc in scenarios:
-        for k in range(1, args.repeat + 1):
+        base = root / sc.name
+        if base.exists():
+            _fresh(base, repeat)
+        for k in range(1, repeat + 1):
             n += 1
-            folder = root / sc.name / (f"run-{k}" if args.repeat > 1 else "")
-            say(f"[{n}/{total}] {sc.name}: {sc.title}")
-            progress = (lambda text: None) if args.quiet else (lambda text: say(f"        {text}"))
-            ticker = Ticker(out) if args.quiet and out.isatty() else None
-            try:
-                result = run_scenario(sc, folder, progress, capture=args.capture)
-            except KeyboardInterrupt:
-                say(f"        interrupted: partial results in {folder}/results.json; the network was removed")
-                raise
-            finally:
-                if ticker:
-                    ticker.stop()
-            results.append((sc, result, folder))
-            say(f"        {result.status} in {result.wall_s:.1f} s" + _detail(result) + f"  -> {folder / 'report.html'}")
-    write_junit([r for _, r, _ in results], root / "junit.xml")
-    summary = [{"scenario": sc.name, "status": r.status, "wall_s": r.wall_s, "timeline_s": r.timeline_s,
-                "results": str(folder / "results.json")} for sc, r, folder in results]
-    (root / "summary.json").write_text(json.dumps(summary, indent=1))
-    index = write_index(root, [{"scenario": sc.name, "status": r.status, "wall_s": r.wall_s,
-                                "report": str((folder / "report.html").relative_to(root)),
-                                "checks": f"{sum(e['passed'] for e in r.expectations)}/{len(r.expectations)}",
-                                "figures": key_figures(r)} for sc, r, folder in results])
-    say("")
-    say(f"{'scenario':<20} {'status':<7} {'wall s':>7} {'timeline s':>10}  checks")
-    for sc, r, _ in results:
-        ok = sum(e["passed"] for e in r.expectations)
-        say(f"{sc.name:<20} {r.status:<7} {r.wall_s or 0:>7.1f} {r.timeline_s or 0:>10.1f}  {ok}/{len(r.expectations)}")
-    counts = {s: sum(r.status == s for _, r, _ in results) for s in ("PASS", "FAIL", "SKIP", "ERROR")}
-    say(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped, {counts['ERROR']} errors "
-        f"in {time.monotonic() - started:.1f} s")
-    say(f"Reports: {index.resolve()}   JUnit: {root / 'junit.xml'}")
-    if counts["ERROR"]:
-        return 2
-    return 1 if counts["FAIL"] else 0
+            folder = base / f"run-{k}" if repeat > 1 else base
+            if on_start:
+                on_start(n, total, sc)
+            result = run_scenario(sc, folder, on_step, capture=capture, trusted=trusted)
+            run = Run(sc.name, sc.title, result, folder, k)
+            suite.runs.append(run)
+            if on_done:
+                on_done(run)
+    suite.wall_s = time.monotonic() - started
+    write_junit([r.result for r in suite.runs], root / "junit.xml")
+    spreads = suite.spreads() if repeat > 1 else {}
+    entries = _merged_entries(root, suite, spreads)
+    (root / "summary.json").write_text(json.dumps(entries, indent=1))
+    suite.index = write_index(root, entries)
+    return suite
 
 
-class Ticker(threading.Thread):
-    """On a terminal, a line that counts the seconds of the running scenario (never in logs or pipes)."""
-
-    def __init__(self, out):
-        super().__init__(daemon=True)
-        self.out, self.t0, self.done = out, time.monotonic(), threading.Event()
-        self.start()
-
-    def run(self):
-        while not self.done.wait(0.25):
-            self.out.write(f"\r        running... {time.monotonic() - self.t0:4.1f} s")
-            self.out.flush()
-
-    def stop(self):
-        self.done.set()
-        self.join()
-        self.out.write("\r\033[K")
-        self.out.flush()
-
-
-def _detail(result):
-    if result.skipped:
-        return f" ({result.skipped})"
-    if result.error:
-        return f" ({result.error})"
-    failed = [e for e in result.expectations if not e["passed"]]
-    return "".join(f"\n          {e['message']}" for e in failed)
+def _merged_entries(root, suite, spreads):
+    """This run's entries, plus earlier entries of other scenarios whose results are still in ROOT."""
+    mine = {r.name for r in suite.runs}
+    entries = []
+    try:
+        earlier = json.loads((root / "summary.json").read_text())
+        earlier = [e for e in earlier if isinstance(e, dict)]
+    except (OSError, ValueError):
+        earlier = []
+    for e in earlier:
+        if e.get("scenario") not in mine and (root / str(e.get("results", ""))).resolve().is_relative_to(root.resolve()) \
+                and (root / str(e.get("results", ""))).is_file():
+            entries.append(dict(e, earlier=True))
+    for r in suite.runs:
+        res = r.result
+        judged = [v for v in res.expectations if not v.skipped]
+        entries.append({"scenario": r.name, "run": r.repeat, "status": res.status, "wall_s": res.wall_s,
+                        "timeline_s": res.timeline_s,
+                        "results": str((r.folder / "results.json").relative_to(root)),
+                        "report": str((r.folder / "report.html").relative_to(root)),
+                        "checks": f"{sum(v.passed for v in judged)}/{len(judged)}",
+                        "skipped": res.skipped, "kernel": res.kernel,
+                        "congestion": sorted(set(res.congestion.values())),
+                        "figures": key_figures(res),
+                        "spread": [s.to_dict() for s in spreads.get(r.name, [])] if r.repeat == 1 else []})
+    return sorted(entries, key=lambda e: (e["scenario"], e.get("run", 1)))

@@ -1,63 +1,136 @@
-"""Validating a parsed Scenario against the world: the topology's hosts and nodes, this kernel's counter
-names, the guests' own flags. Pure: the caller (lab/library.py) looks the facts up and passes them in."""
-from dataclasses import dataclass
+"""A parsed Scenario against the world: the topology's hosts and nodes, this kernel's counters and sysctls,
+the guests' own flags and events. Pure: the caller (lab/library.py) looks the facts up and passes them in.
+Every refusal is a ScenarioError at the line of the key that is wrong, before anything is built.
+"""
+from dataclasses import dataclass, field
 
-from . import expect
-from .scenario import Reader, substitute
+from . import expect, source
+from .errors import ScenarioError, SysctlError
+from .scenario import substitute
+from .sysctl import CONGESTION, check_per_host
 
 
 @dataclass
 class Facts:
     """What validation needs to know about the world, looked up by the caller (see library.py)."""
-    hosts: list                      # the topology's host names
-    nodes: list                      # hosts and switches
-    counters: dict = None            # {Group: [Counter, ...]} of this kernel
-    check_guest_args: object = None  # (program, argv) -> error text or None
+    hosts: list                          # the topology's host names
+    nodes: list                          # hosts and switches
+    counters: dict = None                # {Group: [Counter, ...]} of this kernel
+    sysctl_keys: set = None              # per-host sysctl keys this kernel has
+    events: dict = None                  # program -> {event: {field: ...}} (declared by the programs)
+    check_guest_args: object = None      # (program, argv) -> error text or None
+    kernel_kinds: list = None            # kinds of kernel events the tracer reports
+    drop_reasons: list = None            # this kernel's drop reason names
+
+
+@dataclass
+class World:
+    """What checks may name: built from Facts and the scenario itself."""
+    hosts: list
+    guests: list
+    sampled: list = field(default_factory=list)
+    counters: dict = None
+    events: dict = None                  # guest name -> {event: fields}
+    kernel_kinds: list = None
+    drop_reasons: list = None
+
+
+def _error(sc, where, message):
+    where = source_path(where)
+    return ScenarioError(sc.path, source.line_of(sc.lines, where), source.dotted(where), message)
+
+
+def source_path(where):
+    return tuple(where)
 
 
 def validate(sc, facts):
-    """Raise ScenarioError for anything that names what does not exist."""
-    r = Reader(sc.path, sc.lines)
-    for host in sc.sysctls:
-        if host not in facts.hosts:
-            raise r.error(f"hosts.{host}", f"no host {host!r} in topology {sc.topology} (hosts: {', '.join(facts.hosts)})")
+    """Raise ScenarioError for anything that names what does not exist; return SC."""
+    hosts, nodes = facts.hosts, facts.nodes
+
+    def host(where, name):
+        if name not in hosts:
+            raise _error(sc, where, f"no host {name!r} in topology {sc.topology} (hosts: {_few(hosts)})"
+                         + expect.suggest(name, hosts))
+
+    def node(where, name):
+        if name not in nodes:
+            raise _error(sc, where, f"no node {name!r} in topology {sc.topology} (nodes: {_few(nodes)})"
+                         + expect.suggest(name, nodes))
+
+    for name, spec in sc.hosts.items():
+        if name != "*":
+            host(("hosts", name), name)
+        for key in spec.sysctl:
+            try:
+                check_per_host(key, facts.sysctl_keys)
+            except SysctlError as e:
+                raise _error(sc, ("hosts", name, "sysctl", key), str(e).split(": ", 1)[-1]) from None
     for i, link in enumerate(sc.links):
-        for node in link.between:
-            if node not in facts.nodes:
-                raise r.error(f"links[{i}].between", f"no node {node!r} (nodes: {', '.join(facts.nodes)})")
-    # The controller's events (switch, rule, restore, port-stats, flow-stats) are checked like a guest's.
+        for end in link.between:
+            node(("links", i, "between"), end)
     guest_names = [g.name for g in sc.guests] + (["controller"] if sc.controller else [])
     for i, g in enumerate(sc.guests):
-        if g.host not in facts.hosts:
-            raise r.error(f"guests[{i}].host", f"no host {g.host!r} in topology {sc.topology} (hosts: {', '.join(facts.hosts)})")
-        if g.name in facts.hosts:
-            raise r.error(f"guests[{i}].name", f"{g.name!r} is also a host name: name guests apart from hosts")
+        host(("guests", i, "host"), g.host)
+        if g.name in nodes:
+            raise _error(sc, ("guests", i, "name"), f"{g.name!r} is also a node's name: name guests apart from hosts")
         if facts.check_guest_args:
-            problem = facts.check_guest_args(g.program, substitute(g.args, {h: "10.0.0.1" for h in facts.hosts}))
+            problem = facts.check_guest_args(g.program, substitute(g.argv, {h: "10.0.0.1" for h in hosts}))
             if problem:
-                raise r.error(f"guests[{i}].args", f"{g.program}: {problem}")
-    for i, a in enumerate(sc.actions):
-        key = f"actions[{i}].{a.kind}"
-        for node in a.params.get("between", ()):
-            if node not in facts.nodes:
-                raise r.error(key, f"no node {node!r} (nodes: {', '.join(facts.nodes)})")
-        for f in ("from", "to"):
-            if f in a.params and a.params[f] not in facts.hosts:
-                raise r.error(key, f"{f}: no host {a.params[f]!r} (hosts: {', '.join(facts.hosts)})")
-        if "host" in a.params and a.params["host"] not in facts.hosts:
-            raise r.error(key, f"no host {a.params['host']!r} (hosts: {', '.join(facts.hosts)})")
-        if "guest" in a.params and a.params["guest"] not in guest_names:
-            raise r.error(key, f"no guest {a.params['guest']!r} (guests: {', '.join(guest_names)})")
+                raise _error(sc, ("guests", i, "args"), f"{g.program}: {problem}")
+        if g.ready and facts.events and g.ready not in facts.events.get(g.program, {g.ready: None}):
+            raise _error(sc, ("guests", i, "ready"), f"{g.program} never prints {g.ready!r} events"
+                         + expect.suggest(g.ready, facts.events[g.program]))
+    for i, step in enumerate(sc.actions):
+        for need in step.action.needs():
+            where = ("actions", i, step.kind, need.field)
+            if need.kind == "node":
+                node(where, need.name)
+            elif need.kind == "host":
+                host(where, need.name)
+            elif need.name not in guest_names:
+                raise _error(sc, where, f"no guest {need.name!r} (guests: {_few(guest_names)})"
+                             + expect.suggest(need.name, guest_names))
+        if step.kind == "sysctl":
+            try:
+                check_per_host(step.action.key, facts.sysctl_keys)
+            except SysctlError as e:
+                raise _error(sc, ("actions", i, "sysctl", "key"), str(e).split(": ", 1)[-1]) from None
     if sc.sample:
         for h in sc.sample.hosts:
-            if h not in facts.hosts:
-                raise r.error("sample.hosts", f"no host {h!r} (hosts: {', '.join(facts.hosts)})")
+            host(("sample", "hosts"), h)
+    world = World(hosts=hosts, guests=guest_names, sampled=sc.sample.hosts if sc.sample else [],
+                  counters=facts.counters, kernel_kinds=facts.kernel_kinds, drop_reasons=facts.drop_reasons,
+                  events=_guest_events(sc, facts.events))
     for i, check in enumerate(sc.checks):
         try:
-            expect.resolve(check, facts.hosts, guest_names, facts.counters)
+            expect.resolve(check, world)
         except expect.CheckSyntaxError as e:
-            raise r.error(f"expect[{i}]", str(e)) from None
-        if check.kind == "sample" and not (sc.sample and set(check.names) <= set(sc.sample.hosts)):
-            raise r.error(f"expect[{i}]", f"checks socket samples of {', '.join(check.names)} but sample.hosts "
-                          "does not list them (add sample: {hosts: [...]})")
+            raise _error(sc, ("expect", i), str(e)) from None
     return sc
+
+
+def congestion_wanted(sc):
+    """{host or '*': algorithm} the scenario sets (the default for every host is in lab/sysctl.py)."""
+    return {h: spec.sysctl[CONGESTION] for h, spec in sc.hosts.items() if CONGESTION in spec.sysctl}
+
+
+def _guest_events(sc, declared):
+    """guest -> {event: fields} it can print, from its program's declaration (and its mode, for clients)."""
+    if declared is None:
+        return None
+    out = {}
+    for g in sc.guests:
+        events = declared.get(g.program)
+        if events is None:
+            continue
+        mode = g.argv[0] if g.program == "client" and g.argv else None
+        out[g.name] = {name: spec.get("fields") for name, spec in events.items()
+                       if not spec.get("modes") or mode is None or mode in spec["modes"]}
+    if sc.controller and "controller" in declared:
+        out["controller"] = {name: spec.get("fields") for name, spec in declared["controller"].items()}
+    return out
+
+
+def _few(names, limit=12):
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -12,6 +12,10 @@ from mininet.topo import Topo
 
 
 class DumbbellTopo(Topo):
+    # What a scenario may set (tcplab accepts only these): name -> (type, low, high, meaning)
+    PARAMS = {"clients": (int, 1, 999, "client hosts"), "servers": (int, 1, 999, "server hosts"),
+              "bw": (float, 0.1, 10000, "Mbit/s on the bottleneck s1-s2")}
+
     def build(self, clients=2, servers=1, bw=None):
         left, right = self.addSwitch("s1"), self.addSwitch("s2")
         for i in range(1, int(clients) + 1):

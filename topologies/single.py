@@ -10,6 +10,9 @@ from mininet.topo import Topo
 
 
 class SingleTopo(Topo):
+    # What a scenario may set (tcplab accepts only these): name -> (type, low, high, meaning)
+    PARAMS = {"n": (int, 1, 1000, "hosts"), "bw": (float, 0.1, 10000, "Mbit/s on every host link")}
+
     def build(self, n=2, bw=None):
         switch = self.addSwitch("s1")
         for i in range(1, int(n) + 1):

@@ -11,6 +11,9 @@ from mininet.topo import Topo
 
 
 class StarTopo(Topo):
+    # What a scenario may set (tcplab accepts only these): name -> (type, low, high, meaning)
+    PARAMS = {"clients": (int, 1, 999, "client hosts"), "bw": (float, 0.1, 10000, "Mbit/s on the server's link")}
+
     def build(self, clients=4, bw=None):
         switch = self.addSwitch("s1")
         self.addLink(self.addHost("server", ip="10.0.0.1/8"), switch, **({"bw": bw} if bw else {}))

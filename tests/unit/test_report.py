@@ -1,10 +1,10 @@
 """The report built from a real run's results.json (captured in tests/data)."""
-import json
+from lab.results import Result
 from pathlib import Path
 
 from lab import plots, report
 
-RESULT = json.loads((Path(__file__).parent.parent / "data" / "results-listen-overflow.json").read_text())
+RESULT = Result.from_json(Path(__file__).parent.parent / "data" / "results-listen-overflow.json")
 
 
 def test_narrative_tells_what_happened():

@@ -1,7 +1,7 @@
 import pytest
 
 from lab import topology
-from lab.errors import LabError
+from lab.topology import Ref, TopologyError
 
 
 def test_shipped_topologies():
@@ -9,13 +9,26 @@ def test_shipped_topologies():
 
 
 @pytest.mark.parametrize("ref, expected", [
-    ("single", ("single", None, [], {})),
-    ("single,3", ("single", None, [3], {})),
-    ("star,clients=8", ("star", None, [], {"clients": 8})),
-    ("dumbbell,2,1,10.5", ("dumbbell", None, [2, 1, 10.5], {})),
+    ("single", Ref("single")),
+    ("single,3", Ref("single", args=[3])),
+    ("star,clients=8", Ref("star", params={"clients": 8})),
+    ("star,8,bw=10", Ref("star", args=[8], params={"bw": 10})),     # the same rule for the CLI and scenarios
+    ("dumbbell,2,1,10.5", Ref("dumbbell", args=[2, 1, 10.5])),
+    ("my.py:t,2", Ref("t", "my.py", [2])),
 ])
 def test_parse_ref_like_mn(ref, expected):
     assert topology.parse_ref(ref) == expected
+
+
+@pytest.mark.parametrize("ref, error", [
+    ("single,abc", "topology arguments are numbers"),
+    ("single,bw=1,2", "positional arguments come before"),
+    ("single,nan", "topology arguments are numbers"),
+    ("", "expected NAME"),
+])
+def test_parse_ref_refuses(ref, error):
+    with pytest.raises(TopologyError, match=error):
+        topology.parse_ref(ref)
 
 
 def test_build_with_parameters():
@@ -25,26 +38,61 @@ def test_build_with_parameters():
 
 
 def test_unknown_topology_names_the_shipped_ones():
-    with pytest.raises(LabError, match="unknown topology 'ring'.*shipped: dumbbell, pair, single, star"):
-        topology.find("ring")
+    with pytest.raises(TopologyError, match="unknown topology 'ring'.*shipped: dumbbell, pair, single, star"):
+        topology.find(Ref("ring"))
 
 
-def test_bad_parameter_names_the_topology():
-    with pytest.raises(LabError, match="topology 'single'"):
-        topology.build("single", params={"bogus": 1})
+@pytest.mark.parametrize("ref, error", [
+    (Ref("single", params={"bogus": 1}), "topology 'single' has no parameter 'bogus'"),
+    (Ref("single", params={"hopts": {"defaultRoute": "dev lo; touch /tmp/x"}}), "has no parameter 'hopts'"),
+    (Ref("single", params={"inNamespace": False}), "has no parameter 'inNamespace'"),
+    (Ref("single", args=[10 ** 9]), "out of range \\(1 to 1000"),
+    (Ref("single", args=[2.5]), "expected a whole number"),
+    (Ref("single", args=[float("nan")]), "expected a whole number"),
+    (Ref("single", params={"bw": float("inf")}), "out of range"),
+    (Ref("single", args=[2, 1, 3]), "takes at most 2 arguments"),
+    (Ref("star", args=[999], params={"clients": 3}), "clients is given twice"),
+])
+def test_parameters_are_declared_and_checked(ref, error):
+    with pytest.raises(TopologyError, match=error):
+        topology.build_ref(ref)
 
 
-def test_user_file(tmp_path):
+def test_user_file_needs_trust(tmp_path):
     f = tmp_path / "mine.py"
-    f.write_text("from mininet.topo import Topo\nclass T(Topo):\n    def build(self):\n"
-                 "        self.addLink(self.addHost('a'), self.addHost('b'))\ntopos = {'mine': T}\n")
-    name, file, pos, kw = topology.parse_ref(str(f))
-    assert name == "mine" and file == str(f)
-    assert topology.build(name, file).hosts() == ["a", "b"]
+    marker = tmp_path / "ran"
+    f.write_text(f"open({str(marker)!r}, 'w').close()\nfrom mininet.topo import Topo\nclass T(Topo):\n"
+                 "    def build(self):\n        self.addLink(self.addHost('a'), self.addHost('b'))\ntopos = {'mine': T}\n")
+    ref = topology.parse_ref(str(f))
+    assert ref.file == str(f) and ref.name is None
+    with pytest.raises(TopologyError, match="add --trust"):
+        topology.find(ref)
+    assert not marker.exists(), "an untrusted file must never run"
+    assert topology.build_ref(ref, trusted=[tmp_path]).hosts() == ["a", "b"]
+    assert ref.name == "mine" and marker.exists()
 
 
 def test_file_without_topos(tmp_path):
     f = tmp_path / "bad.py"
     f.write_text("x = 1\n")
-    with pytest.raises(LabError, match="must define topos"):
-        topology.load_file(f)
+    with pytest.raises(TopologyError, match="must define topos"):
+        topology.load_file(f, trusted=[tmp_path])
+
+
+def test_node_names_that_cannot_make_interfaces_are_refused(tmp_path):
+    f = tmp_path / "long.py"
+    f.write_text("from mininet.topo import Topo\nclass T(Topo):\n    def build(self):\n"
+                 "        self.addLink(self.addHost('averyveryverylonghost'), self.addSwitch('s1'))\ntopos = {'long': T}\n")
+    with pytest.raises(TopologyError, match="at most 10 characters"):
+        topology.build_ref(Ref("long", str(f)), trusted=[f])
+
+
+def test_the_stand_in_topo_builds_the_shipped_files_like_mininet():
+    """Where Mininet is absent, lab/topobase.py stands in: same hosts, switches and links."""
+    from lab import topobase
+    for name, cls in topology.available().items():
+        real = cls()
+        stand_in = type(cls.__name__, (topobase.Topo,), dict(cls.__dict__))()
+        assert sorted(stand_in.hosts()) == sorted(real.hosts()), name
+        assert sorted(stand_in.switches()) == sorted(real.switches()), name
+        assert len(stand_in.links()) == len(real.links()), name
