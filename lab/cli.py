@@ -105,16 +105,28 @@ def cmd_cli(args):
 
 
 def cmd_exercises(args):
-    from .classroom import list_exercises
+    from .classroom import list_exercises, load_exercise, variants_of
+    if args.name:
+        ex = load_exercise(args.name, student=args.student)
+        print(ex.handout_text)
+        if ex.values:
+            print(f"\n(Your numbers, variant {ex.variant + 1} of {len(variants_of(ex.name))}: "
+                  + ", ".join(f"{k} = {v}" for k, v in ex.values.items()) + ")")
+            print(f"Your start file: tcplab exercises {ex.name} --student {args.student} --start > mine.yaml")
+        if args.start:
+            print(ex.start_text)
+        return 0
     for ex in list_exercises():
-        print(f"{ex.name:<20} {ex.title}")
-    print("\nHandouts: exercises/NAME/handout.md. Check your work: sudo tcplab check NAME --scenario FILE")
+        varies = " (numbers differ per student)" if variants_of(ex.name) else ""
+        print(f"{ex.name:<20} {ex.title}{varies}")
+    print("\nA handout: tcplab exercises NAME [--student ID]. Check your work: sudo tcplab check NAME --scenario FILE "
+          "[--student ID]")
     return 0
 
 
 def cmd_check(args):
     from .classroom import check_labs, grade, load_exercise
-    ex = load_exercise(args.exercise)
+    ex = load_exercise(args.exercise, student=args.student)
     if args.labs:
         out = args.out or f"check-{ex.name}"
         print(f"{ex.name}: grading {args.labs} ({args.jobs} at a time, at most {args.timeout:g} s each)", flush=True)
@@ -131,12 +143,25 @@ def cmd_check(args):
                 continue
             ok = sum(bool(r["passed"]) for r in mine)
             print(f"  {student:<20} {ok}/{len(mine)} criteria passed")
-        print(f"\n{len({r['student'] for r in rows})} students in {wall:.0f} s. One row per student and criterion: "
-              f"{out}.csv and {out}.json; reports under {out}-reports/")
+        from .classroom.dashboard import most_missed
+        top = most_missed(rows)
+        if top and top[1] < top[2]:
+            print(f"\nMost missed: {top[0]} ({top[2] - top[1]} of {top[2]}). Its hint: {top[3]}")
+        print(f"\n{len({r['student'] for r in rows})} students in {wall:.0f} s. The class at a glance: {out}.html; "
+              f"one row per student and criterion: {out}.csv and {out}.json; reports under {out}-reports/")
         return 0
-    print(f"{ex.name}: {ex.title}")
+    print(f"{ex.name}: {ex.title}" + (f" (variant {ex.variant + 1} for {args.student})" if ex.values else ""))
     print(f"  running {args.scenario or ex.start} ...", flush=True)
-    _, grades = grade(ex, args.scenario, out_dir=args.out)
+    started = time.monotonic()
+    try:
+        _, grades = grade(ex, args.scenario, out_dir=args.out)
+    except LabError as e:
+        if args.autograding:       # CI still gets a payload that says why nothing was graded
+            from .classroom.exports import error_payload
+            with open(args.autograding, "w") as f:
+                f.write(error_payload(str(e)))
+        raise
+    _write_grade_files(args, ex, grades, time.monotonic() - started)
     width = max(len(g.criterion) for g in grades)
     for g in grades:
         print(f"  {'PASS' if g.passed else 'FAIL'}  {g.criterion:<{width}}  {g.message}")
@@ -145,6 +170,16 @@ def cmd_check(args):
     passed = sum(g.passed for g in grades)
     print(f"{passed} of {len(grades)} criteria passed." + ("" if passed < len(grades) else " Well done."))
     return 0 if passed == len(grades) else 1
+
+
+def _write_grade_files(args, ex, grades, wall):
+    from .classroom import exports
+    if args.junit:
+        with open(args.junit, "w") as f:
+            f.write(exports.junit(ex, grades, wall))
+    if args.autograding:
+        with open(args.autograding, "w") as f:
+            f.write(exports.autograding(grades))
 
 
 def cmd_demo(args):
@@ -351,7 +386,12 @@ def parser():
                    help="bridge: Linux bridge (default, kernel speed); ovs: OVS kernel datapath; ovs-user: OVS userspace")
     s.set_defaults(run=cmd_cli)
 
-    s = sub.add_parser("exercises", help="the classroom exercises, one per line")
+    s = sub.add_parser("exercises", help="the classroom exercises, one per line; or one exercise's handout",
+                       description="List the exercises, or print one's handout. Exercises with variants give each "
+                       "student their own numbers, drawn from their student id.")
+    s.add_argument("name", nargs="?", help="an exercise: print its handout (with this student's numbers)")
+    s.add_argument("--student", help="your student id (the numbers of your variant follow from it)")
+    s.add_argument("--start", action="store_true", help="also print your start scenario (save it, change it, check it)")
     s.set_defaults(run=cmd_exercises)
 
     s = sub.add_parser("check", help="grade an exercise: your scenario, run for real, criterion by criterion",
@@ -363,9 +403,13 @@ def parser():
                        "  tcplab check overflow-fix --labs class/ --out grades --jobs 2   (class/STUDENT/answer.yaml)")
     s.add_argument("exercise", help="an exercise name (tcplab exercises)")
     s.add_argument("--scenario", help="your version of the exercise's start.yaml (default: the start itself)")
-    s.add_argument("--labs", help="a folder of student copies, one folder per student, one .yaml in each")
+    s.add_argument("--labs", help="a folder of student copies, one folder per student (named by student id), one .yaml in each")
+    s.add_argument("--student", help="the student id whose variant's numbers apply (with --labs: each folder's name)")
     s.add_argument("--out", help="with --labs: the CSV/JSON file name prefix; else a folder for the run's results")
     s.add_argument("--jobs", type=_count, default=1, metavar="N", help="with --labs: grade N answers at once (default 1)")
+    s.add_argument("--junit", metavar="FILE", help="also write the grades as JUnit XML (a test case per criterion: GitLab CI)")
+    s.add_argument("--autograding", metavar="FILE", help="also write GitHub Classroom's autograding payload (base64) "
+                   "for its grading reporter (teacher/ci/github/)")
     s.add_argument("--timeout", type=float, default=300, metavar="SEC",
                    help="with --labs: stop a student's run after SEC seconds (default 300); it becomes that student's row")
     s.set_defaults(run=cmd_check)

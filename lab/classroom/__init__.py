@@ -6,9 +6,9 @@
 The grader runs the student's scenario for real and grades by counters and events, like Kathará's lab
 checker but on live kernel counters rather than declared settings.
 """
-from .exercise import Exercise, exercise_names, list_exercises, load_exercise
+from .exercise import Exercise, exercise_names, list_exercises, load_exercise, variants_of
 from .grading import Grade, changes, flatten, grade
 from .labs import check_labs
 
 __all__ = ["Exercise", "Grade", "changes", "check_labs", "exercise_names", "flatten", "grade", "list_exercises",
-           "load_exercise"]
+           "load_exercise", "variants_of"]

@@ -1,4 +1,4 @@
-"""`python -m lab.classroom grade-one EXERCISE ANSWER OUTDIR`: grade one answer and print one JSON line.
+"""`python -m lab.classroom grade-one EXERCISE ANSWER OUTDIR STUDENT`: grade one answer, print one JSON line.
 
 Used by `tcplab check --labs` to grade each student in a process of its own (a crash or a hang stays that
 student's). Prints {"status": "graded", "grades": [...]} or {"status": "refused"|"error", "message": ...}.
@@ -9,18 +9,18 @@ import sys
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 4 or argv[0] != "grade-one":
+    if len(argv) != 5 or argv[0] != "grade-one":
         print(__doc__, file=sys.stderr)
         return 2
-    _, name, answer, out_dir = argv
+    _, name, answer, out_dir, student = argv
     from ..errors import LabError, ScenarioError
     from ..network import Terminated
     from .exercise import load_exercise
     from .grading import grade
     try:
-        exercise = load_exercise(name)
+        exercise = load_exercise(name, student=student)
         _, grades = grade(exercise, answer, out_dir=out_dir)
-        line = {"status": "graded", "grades": [g.model_dump(mode="json") for g in grades]}
+        line = {"status": "graded", "variant": exercise.variant, "grades": [g.model_dump(mode="json") for g in grades]}
     except ScenarioError as e:
         line = {"status": "refused", "message": str(e)}
     except LabError as e:

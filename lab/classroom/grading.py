@@ -7,11 +7,11 @@ its own program parses them, so `{backlog: 4}` and `[--backlog, 4]` are the same
 the knobs is named.
 """
 import fnmatch
+import hashlib
 import re
-from pathlib import Path
 from typing import Optional
 
-from .. import expect, library, validation
+from .. import expect, library, source, validation
 from ..errors import LabError, ScenarioError
 from ..guests import parsed_args
 from ..results import Verdict
@@ -38,7 +38,7 @@ def flatten(sc):
             flat[f"links.{name}.{'from' if key == 'only_from' else key}"] = getattr(link, key)
     # {h1} in arguments: a distinct stand-in address per host named, so a changed target shows as a change
     named = sorted({m for g in sc.guests for a in g.argv for m in re.findall(r"\{([a-z0-9][a-z0-9_-]*)\}", a)})
-    fake = {h: f"10.0.{i // 250}.{i % 250 + 1}" for i, h in enumerate(named)}
+    fake = {h: _stand_in(h) for h in named}
     for g in sc.guests:
         for key in ("host", "program", "start", "after", "ready", "stop", "wait"):
             flat[f"guests.{g.name}.{key}"] = getattr(g, key)
@@ -54,6 +54,12 @@ def flatten(sc):
     return flat
 
 
+def _stand_in(host):
+    """A stand-in address for {HOST}, the same in every scenario: a changed target shows as a change."""
+    n = int(hashlib.sha256(host.encode()).hexdigest(), 16) % (1 << 24)
+    return f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
+
+
 def changes(start, answer, knobs):
     """[(name, start value, answer value)] for every setting that differs outside the KNOBS patterns."""
     a, b = flatten(start), flatten(answer)
@@ -64,15 +70,52 @@ def changes(start, answer, knobs):
     return out
 
 
+def _holds(condition, before, after):
+    if condition == "changed":
+        return before != after
+    if condition == "unchanged":
+        return before == after
+    if condition == "absent":
+        return after is None
+    op, value = re.match(r"(==|!=|<=|>=|<|>) ?(.*)", condition).groups()
+    if op in ("==", "!="):
+        return (str(after) == value) == (op == "==")
+    try:
+        a, v = float(after), float(value)
+    except (TypeError, ValueError):
+        return False
+    return {"<": a < v, "<=": a <= v, ">": a > v, ">=": a >= v}[op]
+
+
+def aimed_hint(criterion, start, answer):
+    """The hint of CRITERION aimed at what this answer did (its first matching `hints` entry), or its hint."""
+    a, b = flatten(start), flatten(answer)
+    for aimed in criterion.hints:
+        if all(any(_holds(cond, a.get(k), b.get(k)) for k in _matching(pattern, a, b))
+               for pattern, cond in aimed.when.items()):
+            return aimed.hint
+    return criterion.hint
+
+
+def _matching(pattern, a, b):
+    keys = [k for k in set(a) | set(b) if fnmatch.fnmatchcase(k, pattern)]
+    return keys or [pattern]
+
+
 def _trusted_none():
     return ()      # a student's answer never loads a topology file: only shipped topologies
 
 
 def prepare(exercise, scenario_file=None):
     """(start, answer) Scenarios, the answer carrying the exercise's checks besides its own expect."""
-    start = library.load_scenario(str(exercise.start))
-    path = Path(scenario_file) if scenario_file else exercise.start
-    answer = library.load_scenario(str(path), trusted=_trusted_none())
+    shown = f"exercises/{exercise.name}/start.yaml"
+    start = library.load_text(exercise.start_text, name=exercise.name, path=shown)
+    if scenario_file:
+        path = str(scenario_file)
+        answer = library.load_text(source.read_file(path), name=exercise.name, path=path, trusted=_trusted_none())
+    else:
+        path = shown
+        answer = library.load_text(exercise.start_text, name=exercise.name, path=shown)
     facts = library.facts_for(answer)
     world = validation.World(hosts=facts.hosts, guests=[g.name for g in answer.guests] +
                              (["controller"] if answer.controller else []),
@@ -102,16 +145,18 @@ def grade(exercise, scenario_file=None, out_dir=None, progress=None):
     for c in exercise.criteria:
         if c.check:
             v = result.verdict(c.check.strip())
-            grades.append(Grade(**v.model_dump(), criterion=c.name, hint=c.hint, kind="check"))
+            grades.append(Grade(**v.model_dump(), criterion=c.name, hint=aimed_hint(c, start, answer), kind="check"))
         elif c.unchanged:
             diff = changes(start, answer, exercise.knobs)
             shown = "; ".join(f"{k}: {a} -> {b}" for k, a, b in diff[:6]) + (f"; ... {len(diff) - 6} more" if len(diff) > 6 else "")
             grades.append(Grade(check="only the knobs changed", passed=not diff, observed=shown or "as given",
                                 expected="only " + (", ".join(exercise.knobs) or "nothing") + " changed",
                                 message=f"changed outside the knobs: {shown}" if diff else "ok: only the knobs changed",
-                                criterion=c.name, hint=c.hint, kind="unchanged"))
+                                criterion=c.name, hint=aimed_hint(c, start, answer), kind="unchanged"))
         else:
             grades.append(_grade_prediction(c, own, result))
+            if not grades[-1].passed and c.hints:
+                grades[-1].hint = aimed_hint(c, start, answer) if aimed_hint(c, start, answer) != c.hint else grades[-1].hint
     return result, grades
 
 

@@ -3,7 +3,7 @@
 LABS/STUDENT/answer.yaml, one folder per student. Whatever one submission does (a file that does not parse,
 a run that crashes, hangs or is killed), it becomes that student's row with a status and a message; the
 class goes on, and Ctrl-C or a crash keeps every row already graded (OUT.csv and OUT.jsonl are appended as
-each student finishes; OUT.json is written at the end). A student's file is read as data only: nothing in it
+each student finishes; OUT.json and the dashboard OUT.html are written at the end). A student's file is read as data only: nothing in it
 is imported (only shipped topologies), and its results stay under OUT's folder.
 """
 import csv
@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 from ..errors import LabError
+from . import dashboard
 from ..network import cleanup_dead_runs
 
-FIELDS = ["student", "status", "criterion", "passed", "observed", "expected", "message", "hint", "report"]
+FIELDS = ["student", "status", "variant", "criterion", "passed", "observed", "expected", "message", "hint", "report"]
 STUDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +51,8 @@ def submissions(labs):
 
 
 def _row(student, status, message="", **fields):
-    return {"student": student, "status": status, "criterion": fields.get("criterion", "submission"),
+    return {"student": student, "status": status, "variant": fields.get("variant"),
+            "criterion": fields.get("criterion", "submission"),
             "passed": fields.get("passed", False), "observed": fields.get("observed"),
             "expected": fields.get("expected", ""), "message": message, "hint": fields.get("hint", ""),
             "report": fields.get("report", "")}
@@ -89,7 +91,7 @@ def grade_in_child(exercise, student, answer, reports, timeout, extra=()):
     """Grade one answer in a child process (`python -m lab.classroom grade-one`) -> rows. A refusal, a
     crash, a hang past TIMEOUT: each is a row, never an exception."""
     out_dir = reports / student
-    cmd = [sys.executable, "-m", "lab.classroom", "grade-one", exercise.name, str(answer), str(out_dir), *extra]
+    cmd = [sys.executable, "-m", "lab.classroom", "grade-one", exercise.name, str(answer), str(out_dir), student, *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -115,7 +117,8 @@ def grade_in_child(exercise, student, answer, reports, timeout, extra=()):
                 report = str(Path(student) / "report.html")
                 return [_row(student, "graded", g.get("message", ""), criterion=g.get("criterion"),
                              passed=bool(g.get("passed")), observed=g.get("observed"), expected=g.get("expected"),
-                             hint="" if g.get("passed") else g.get("hint", ""), report=report)
+                             hint="" if g.get("passed") else g.get("hint", ""), report=report,
+                             variant=answer_rows.get("variant"))
                         for g in answer_rows.get("grades", [])]
             return [_row(student, answer_rows.get("status", "error"), answer_rows.get("message", ""))]
     tail = (stderr or "").strip().splitlines()[-3:]
@@ -162,4 +165,5 @@ def check_labs(exercise, labs_dir, out_prefix, jobs=1, timeout=300, progress=Non
                 t.join(0.2)
     finally:
         writer.close()
+        dashboard.write(exercise, writer.rows, reports, Path(f"{out_prefix}.html"))
     return writer.rows, time.monotonic() - started
