@@ -16,6 +16,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from . import protocol
 
 CHUNK = 4096
 IDLE_TIMEOUT = 30.0           # a connection that sends nothing for this long is closed
+DRAIN_BYTES, DRAIN_SECONDS = 1 << 20, 2.0   # read and dropped after a refusal, so that the answer arrives
 MAX_CLIENTS = 8               # connections served at once; more are answered "busy"
 SUN_PATH_MAX = 107            # sockaddr_un.sun_path holds 108 bytes with the NUL
 
@@ -98,6 +100,20 @@ def _check_directory(directory):
                            f"(it is uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})")
 
 
+def _refuse(conn, error):
+    """Answer ERROR and close. Linux resets a Unix stream closed with unread data (the peer may then get
+    ECONNRESET instead of the answer), so what the peer still sends is read and dropped first, within bounds."""
+    conn.sendall(protocol.answer(error=error))
+    conn.shutdown(socket.SHUT_WR)
+    deadline, dropped = time.monotonic() + DRAIN_SECONDS, 0
+    while dropped < DRAIN_BYTES and time.monotonic() < deadline:
+        conn.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = conn.recv(CHUNK * 16)
+        if not chunk:
+            break
+        dropped += len(chunk)
+
+
 class ControlChannel:
     """A listening Unix socket at PATH, mode 0600, serving HANDLER(request model) -> dict for OWNER only."""
 
@@ -160,11 +176,9 @@ class ControlChannel:
                 pid, uid, _ = peer_credentials(conn)
                 why = self.owner.refuses(pid, uid)
                 if why:
-                    conn.sendall(protocol.answer(error=why))
-                    return
+                    return _refuse(conn, why)
                 if not self._slots.acquire(blocking=False):
-                    conn.sendall(protocol.answer(error=f"busy: {MAX_CLIENTS} connections already open"))
-                    return
+                    return _refuse(conn, f"busy: {MAX_CLIENTS} connections already open")
                 try:
                     self._serve(conn)
                 finally:
@@ -177,7 +191,7 @@ class ControlChannel:
             for line in read_lines(conn.recv):
                 conn.sendall(self.respond(line))
         except LineTooLong as e:
-            conn.sendall(protocol.answer(error=e))
+            _refuse(conn, e)
 
     def respond(self, line):
         """The answer to one request line: the handler's result, or an error saying what was wrong."""

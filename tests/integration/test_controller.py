@@ -3,6 +3,7 @@ its control channel (only the owning run may use it; every request answered; bou
 import json
 import os
 import queue
+import select
 import signal
 import socket
 import stat
@@ -59,6 +60,28 @@ def _memory(pid):
     """(VmRSS, VmHWM) of PID in bytes: its resident memory now, and at its peak."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return tuple(int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM"))
+
+
+def _flood(sock, total, chunk=65536):
+    """Send one line of up to TOTAL bytes, as a client that listens: stop when an answer can be read.
+    Returns (bytes sent, the answer or None)."""
+    sent, data = 0, b"x" * chunk
+    sock.setblocking(False)
+    while sent < total:
+        readable, writable, _ = select.select([sock], [sock], [], 10)
+        if readable or not writable:
+            break
+        try:
+            sent += sock.send(data)
+        except BlockingIOError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    sock.settimeout(10)
+    try:
+        return sent, json.loads(next(read_lines(sock.recv)))
+    except (OSError, StopIteration):
+        return sent, None
 
 
 def _settled(read, quiet, timeout):
@@ -192,20 +215,9 @@ def test_bad_requests_are_each_answered_and_the_controller_still_serves(ofnet):
 def test_an_oversized_line_is_refused_with_bounded_memory(ofnet):
     ctl = ofnet.controller
     rss0, peak0 = _memory(ctl.proc.pid)
-    sent = 0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
         s.connect(str(ctl.ctl_path))
-        chunk = b"x" * MiB
-        try:
-            while sent < 200 * MiB:                  # one 200 MiB line, no newline
-                sent += s.send(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        try:
-            answer = json.loads(next(read_lines(s.recv)))
-        except TimeoutError:
-            answer = None
+        sent, answer = _flood(s, 200 * MiB, chunk=MiB)   # one 200 MiB line, no newline
     rss1, peak1 = _memory(ctl.proc.pid)
     assert answer, f"no answer after {sent / MiB:.0f} MiB without a newline"
     assert answer["ok"] is False and f"longer than {protocol.MAX_LINE} bytes" in answer["error"]
