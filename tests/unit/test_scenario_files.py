@@ -14,7 +14,7 @@ EXPECTED = {
     "unknown-key": ":5: expects: unknown key (allowed: actions, controller, duration, expect, guests, hosts, "
                    "links, name, sample, switch, teaches, title, topology)",
     "unknown-host": ":5: guests[1].host: no host 'h7' in topology single (hosts: h1, h2)",
-    "unknown-topology": ":2: topology: unknown topology 'ring' (shipped: dumbbell, pair, single, star; "
+    "unknown-topology": ":2: topology: unknown topology 'ring' (shipped: dumbbell, pair, single, star, tree; "
                         "or give a file: path/to/file.py:NAME)",
     "bad-expression": ":7: expect[1]: expected 'SUBJECT: [AGGREGATE] PATH [where FIELD=VALUE] OP VALUE'",
     "unknown-counter": ":6: expect[0]: TcpExt.ListenOverflow: this kernel has no such counter "
