@@ -5,6 +5,8 @@ Inline SVG keeps a report self-contained: it loads nothing, runs no script, and 
 import math
 from html import escape
 
+from . import graphlayout
+
 W, H = 640, 240
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 28, 40
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -143,31 +145,45 @@ def timeline(title, lanes, xmax):
 
 
 def topology(nodes, links):
-    """NODES: [(name, kind, label)] with kind host|switch; LINKS: [(a, b, label)]. Switches in a row, hosts around."""
-    switches = [n for n in nodes if n[1] == "switch"]
-    hosts = [n for n in nodes if n[1] == "host"]
-    pos = {}
-    width = max(W, 110 * max(len(hosts) // 2 + 1, len(switches) + 1))
-    for i, (name, _, _) in enumerate(switches):
-        pos[name] = (width * (i + 1) / (len(switches) + 1), 110)
-    top, bottom = hosts[: (len(hosts) + 1) // 2], hosts[(len(hosts) + 1) // 2:]
-    for row, y in ((top, 36), (bottom, 184)):
-        for i, (name, _, _) in enumerate(row):
-            pos[name] = (width * (i + 1) / (len(row) + 1), y)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} 220" class="topo" role="img" '
-           f'aria-label="topology"><title>topology</title>']
-    for a, b, label in links:
-        if a in pos and b in pos:
-            (x1, y1), (x2, y2) = pos[a], pos[b]
-            out.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" class="link"/>')
-            if label:
-                out.append(f'<text x="{(x1 + x2) / 2 + 4:.0f}" y="{(y1 + y2) / 2:.0f}" class="ref">{escape(label)}</text>')
-    for name, kind, label in nodes:
-        x, y = pos[name]
-        shape = (f'<rect x="{x - 22:.0f}" y="{y - 14:.0f}" width="44" height="28" rx="4" class="switch"/>'
-                 if kind == "switch" else f'<circle cx="{x:.0f}" cy="{y:.0f}" r="18" class="host"/>')
-        out.append(f'{shape}<text x="{x:.0f}" y="{y + 4:.0f}" text-anchor="middle" class="node">{escape(name)}</text>')
+    """NODES: [(name, kind, label)] with kind host|switch; LINKS: [(a, b, label)]. Laid out by graphlayout:
+    switches by depth from a root switch, hosts under their switch, no link through a node, labels clear."""
+    d = graphlayout.layout(nodes, links)
+    if not d.centers:
+        return ""
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {d.width:.0f} {d.height:.0f}" class="topo" '
+           f'style="max-width:{d.width:.0f}px" role="img" aria-label="topology"><title>topology</title>']
+    for a, b, points, _, _ in d.links:
+        ends = f'data-link="{escape(a)} {escape(b)}"'
+        if len(points) == 2:
+            (x1, y1), (x2, y2) = points
+            out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" class="link" stroke="#888" '
+                       f'stroke-width="2" {ends}/>')
+        else:
+            pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            out.append(f'<polyline points="{pts}" fill="none" class="link" stroke="#888" stroke-width="2" {ends}/>')
+    for name in sorted(d.centers, key=graphlayout.natural):
+        (x, y), (x0, y0, x1, y1) = d.centers[name], d.boxes[name]
+        host = d.kinds[name] == "host"
+        out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
+                   f'rx="{(y1 - y0) / 2 if host else 4:.0f}" class="{"host" if host else "switch"}" '
+                   f'fill="{"#dbe9f6" if host else "#eee"}" stroke="{"#1f77b4" if host else "#666"}" '
+                   f'data-node="{escape(name)}"/>'
+                   f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" class="node" '
+                   f'style="{_TEXT};font-weight:bold">{escape(name)}</text>')
+        if name in d.node_labels:
+            text, (_, ly0, _, _) = d.node_labels[name]
+            out.append(f'<text x="{x:.1f}" y="{ly0 + 11:.1f}" text-anchor="middle" class="nodelabel" '
+                       f'style="{_TEXT}" data-node="{escape(name)}">{escape(text)}</text>')
+    for a, b, _, label, box in d.links:     # last: on top of the links they name
         if label:
-            out.append(f'<text x="{x:.0f}" y="{y + (32 if y > 110 else -24):.0f}" text-anchor="middle">{escape(label)}</text>')
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            out.append(f'<rect x="{box[0]:.1f}" y="{box[1]:.1f}" width="{box[2] - box[0]:.1f}" '
+                       f'height="{box[3] - box[1]:.1f}" fill="#fff" opacity="0.85" class="labelbg"/>')
+            out.append(f'<text x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle" class="linklabel" '
+                       f'style="{_TEXT};{_HALO}" data-link="{escape(a)} {escape(b)}">{escape(label)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+_TEXT = f"font-family:sans-serif;font-size:{graphlayout.FONT_PX}px;fill:#333"
+_HALO = "paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round"

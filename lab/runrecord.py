@@ -86,7 +86,13 @@ class RunRecord:
     def owner_alive(self):
         return same_process(self.owner_pid, self.owner_start)
 
+    @property
+    def control_socket(self):
+        """The controller's control channel (lab/controller/channel.py); left behind when it was SIGKILLed."""
+        return RECORD_DIR / f"{self.run_id}.ctl"
+
     def remove(self):
+        self.control_socket.unlink(missing_ok=True)
         self.journal.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
 

@@ -4,15 +4,11 @@ Tables: table 0 holds policy rules (drop, meter) installed on request, and a def
 table 1; table 1 is a learning switch (table-miss -> controller). Rules carry a cookie so that `restore`
 removes exactly them; `seconds` becomes the rules' hard_timeout, so OVS restores forwarding by itself.
 
-Control protocol: one JSON object per line on 127.0.0.1:CTL_PORT, one JSON answer per line:
-  {"cmd": "drop", "src": "10.0.0.2", "dst": "10.0.0.1", "flags": "syn-ack", "seconds": 2}
-  {"cmd": "meter", "src": "10.0.0.2", "dst": "10.0.0.1", "kbps": 5000}
-  {"cmd": "restore"}         {"cmd": "switches"}
-Events (stdout, JSON Lines): switch, rule, restore, port-stats, flow-stats.
+Requests arrive on the control channel (channel.py: a Unix socket only the owning run may use), already
+checked against protocol.py's models, so the handlers here only act. Events (stdout, JSON Lines) are
+declared with their fields in events.py.
 """
 import json
-import os
-import socket
 import sys
 import threading
 import time
@@ -23,16 +19,20 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.lib.packet import ethernet, packet
 from os_ken.ofproto import ofproto_v1_3
 
+from . import protocol
+
 POLICY_TABLE, L2_TABLE = 0, 1
 RULE_COOKIE = 0x7C1AB000          # cookies of policy rules: RULE_COOKIE + rule number
 COOKIE_MASK = 0xFFFFF000
-TCP_FLAGS = {"syn": 0x002, "syn-ack": 0x012, "ack": 0x010, "rst": 0x004, "fin": 0x001}
-STATS_INTERVAL = float(os.environ.get("TCPLAB_STATS_INTERVAL", "0.5"))
-CTL_PORT = int(os.environ.get("TCPLAB_CTL_PORT", "0"))
+# Set by __main__ before os-ken instantiates the app (os-ken builds apps itself, without arguments of ours).
+SETTINGS = {"channel": None, "stats_interval": 0.5}
 
 
 def emit(event, **fields):
-    sys.stdout.write(json.dumps({"t": round(time.monotonic(), 6), "prog": "controller", "event": event, **fields}) + "\n")
+    """Print one event; a field that does not apply (None) is left out, never printed as null."""
+    body = {"t": round(time.monotonic(), 6), "prog": "controller", "event": event,
+            **{k: v for k, v in fields.items() if v is not None}}
+    sys.stdout.write(json.dumps(body) + "\n")
     sys.stdout.flush()
 
 
@@ -46,8 +46,13 @@ class LabController(app_manager.OSKenApp):
         self.rules = 0
         self.meters = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self._serve_control, daemon=True).start()
+        self.channel = SETTINGS["channel"]
+        if self.channel is None:
+            raise RuntimeError("start the controller with `python -m lab.controller` (it opens the control channel)")
+        self.channel.handler = self.handle
+        threading.Thread(target=self.channel.serve_forever, daemon=True).start()
         threading.Thread(target=self._poll_stats, daemon=True).start()
+        emit("control", path=str(self.channel.path))
 
     # -- OpenFlow ---------------------------------------------------------------------------------
     def _flow(self, dp, table, priority, match, instructions, cookie=0, hard_timeout=0):
@@ -100,13 +105,16 @@ class LabController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed(self, ev):
-        if ev.msg.cookie & COOKIE_MASK == RULE_COOKIE:
-            emit("restore", dpid=ev.msg.datapath.id, rule=ev.msg.cookie - RULE_COOKIE, reason="timeout",
-                 packets=ev.msg.packet_count)
+        """A policy rule left a switch: its hard_timeout ran out, or a restore request deleted it."""
+        msg, o = ev.msg, ev.msg.datapath.ofproto
+        if msg.cookie & COOKIE_MASK == RULE_COOKIE:
+            timeout = msg.reason in (o.OFPRR_HARD_TIMEOUT, o.OFPRR_IDLE_TIMEOUT)
+            emit("restore", dpid=msg.datapath.id, rule=msg.cookie - RULE_COOKIE,
+                 reason="timeout" if timeout else "asked", packets=msg.packet_count)
 
     def _poll_stats(self):
         while True:
-            time.sleep(STATS_INTERVAL)
+            time.sleep(SETTINGS["stats_interval"])
             with self.lock:
                 dps = list(self.datapaths.values())
             for dp in dps:
@@ -114,77 +122,61 @@ class LabController(app_manager.OSKenApp):
                 dp.send_msg(p.OFPPortStatsRequest(dp, 0, dp.ofproto.OFPP_ANY))
                 dp.send_msg(p.OFPFlowStatsRequest(dp, table_id=POLICY_TABLE))
 
-    # -- policy -------------------------------------------------------------------------------------
+    # -- policy (requests are protocol models, already checked) -------------------------------------
     def _match(self, p, req):
         fields = {"eth_type": 0x0800}
-        if req.get("src"):
-            fields["ipv4_src"] = req["src"]
-        if req.get("dst"):
-            fields["ipv4_dst"] = req["dst"]
-        if req.get("flags"):
-            if req["flags"] not in TCP_FLAGS:
-                raise ValueError(f"flags {req['flags']!r}: expected one of {', '.join(TCP_FLAGS)}")
-            fields.update(ip_proto=6, tcp_flags=TCP_FLAGS[req["flags"]])
+        if req.src:
+            fields["ipv4_src"] = req.src
+        if req.dst:
+            fields["ipv4_dst"] = req.dst
+        if req.flags:
+            fields.update(ip_proto=6, tcp_flags=protocol.TCP_FLAGS[req.flags])
         return p.OFPMatch(**fields)
 
     def drop(self, req):
-        self.rules += 1
-        for dp in list(self.datapaths.values()):
-            p = dp.ofproto_parser
-            self._flow(dp, POLICY_TABLE, 100, self._match(p, req), [], cookie=RULE_COOKIE + self.rules,
-                       hard_timeout=int(req.get("seconds") or 0))
-        emit("rule", rule=self.rules, kind="drop", **{k: req.get(k) for k in ("src", "dst", "flags", "seconds")})
-        return {"rule": self.rules}
+        with self.lock:
+            self.rules += 1
+            rule = self.rules
+            for dp in list(self.datapaths.values()):
+                p = dp.ofproto_parser
+                self._flow(dp, POLICY_TABLE, 100, self._match(p, req), [], cookie=RULE_COOKIE + rule,
+                           hard_timeout=req.seconds or 0)
+        emit("rule", rule=rule, kind="drop", src=req.src, dst=req.dst, flags=req.flags, seconds=req.seconds)
+        return {"rule": rule}
 
     def meter(self, req):
-        self.rules += 1
-        self.meters += 1
-        kbps = int(req["kbps"])
-        for dp in list(self.datapaths.values()):
-            p, o = dp.ofproto_parser, dp.ofproto
-            dp.send_msg(p.OFPMeterMod(dp, command=o.OFPMC_ADD, flags=o.OFPMF_KBPS, meter_id=self.meters,
-                                      bands=[p.OFPMeterBandDrop(rate=kbps, burst_size=max(64, kbps // 50))]))
-            self._flow(dp, POLICY_TABLE, 90, self._match(p, req),
-                       [p.OFPInstructionMeter(self.meters), p.OFPInstructionGotoTable(L2_TABLE)],
-                       cookie=RULE_COOKIE + self.rules, hard_timeout=int(req.get("seconds") or 0))
-        emit("rule", rule=self.rules, kind="meter", kbps=kbps, src=req.get("src"), dst=req.get("dst"))
-        return {"rule": self.rules, "meter": self.meters}
+        with self.lock:
+            self.rules += 1
+            self.meters += 1
+            rule, meter = self.rules, self.meters
+            for dp in list(self.datapaths.values()):
+                p, o = dp.ofproto_parser, dp.ofproto
+                dp.send_msg(p.OFPMeterMod(dp, command=o.OFPMC_ADD, flags=o.OFPMF_KBPS, meter_id=meter,
+                                          bands=[p.OFPMeterBandDrop(rate=req.kbps, burst_size=max(64, req.kbps // 50))]))
+                self._flow(dp, POLICY_TABLE, 90, self._match(p, req),
+                           [p.OFPInstructionMeter(meter), p.OFPInstructionGotoTable(L2_TABLE)],
+                           cookie=RULE_COOKIE + rule, hard_timeout=req.seconds or 0)
+        emit("rule", rule=rule, kind="meter", kbps=req.kbps, meter=meter, src=req.src, dst=req.dst,
+             flags=req.flags, seconds=req.seconds)
+        return {"rule": rule, "meter": meter}
 
     def restore(self, req):
-        for dp in list(self.datapaths.values()):
-            p, o = dp.ofproto_parser, dp.ofproto
-            dp.send_msg(p.OFPFlowMod(datapath=dp, table_id=POLICY_TABLE, command=o.OFPFC_DELETE, cookie=RULE_COOKIE,
-                                     cookie_mask=COOKIE_MASK, out_port=o.OFPP_ANY, out_group=o.OFPG_ANY))
-            for meter_id in range(1, self.meters + 1):
-                dp.send_msg(p.OFPMeterMod(dp, command=o.OFPMC_DELETE, meter_id=meter_id))
+        with self.lock:
+            for dp in list(self.datapaths.values()):
+                p, o = dp.ofproto_parser, dp.ofproto
+                dp.send_msg(p.OFPFlowMod(datapath=dp, table_id=POLICY_TABLE, command=o.OFPFC_DELETE,
+                                         cookie=RULE_COOKIE, cookie_mask=COOKIE_MASK, out_port=o.OFPP_ANY,
+                                         out_group=o.OFPG_ANY))
+                for meter_id in range(1, self.meters + 1):
+                    dp.send_msg(p.OFPMeterMod(dp, command=o.OFPMC_DELETE, meter_id=meter_id))
         emit("restore", reason="asked")
         return {}
 
-    def handle(self, req):
-        cmd = req.get("cmd")
-        if cmd == "switches":
+    def switches(self, req):
+        with self.lock:
             return {"switches": sorted(self.datapaths)}
-        actions = {"drop": self.drop, "meter": self.meter, "restore": self.restore}
-        if cmd not in actions:
-            raise ValueError(f"unknown command {cmd!r} (commands: switches, {', '.join(actions)})")
-        return actions[cmd](req)
 
-    def _serve_control(self):
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", CTL_PORT))     # loopback only: the runner is the only client
-        server.listen(4)
-        emit("control", port=server.getsockname()[1])
-        while True:
-            conn, _ = server.accept()
-            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
-
-    def _client(self, conn):
-        with conn, conn.makefile("rw") as f:
-            for line in f:
-                try:
-                    answer = {"ok": True, **self.handle(json.loads(line))}
-                except (ValueError, KeyError, TypeError) as e:
-                    answer = {"ok": False, "error": str(e)}
-                f.write(json.dumps(answer) + "\n")
-                f.flush()
+    def handle(self, req):
+        """Serve one checked request (called on the channel's connection threads)."""
+        return {"drop": self.drop, "meter": self.meter, "restore": self.restore,
+                "switches": self.switches}[req.cmd](req)
