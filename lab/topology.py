@@ -163,7 +163,10 @@ def load_file(path, trusted=()):
 
 
 def find(ref, trusted=()):
-    """The Topo class REF names: from its file when given (which must be trusted), else from topologies/."""
+    """The Topo class REF (a Ref, or a shipped name) names: from its file when given (which must be trusted),
+    else from topologies/."""
+    if isinstance(ref, str):
+        ref = Ref(ref)
     if ref.file:
         topos = load_file(ref.file, trusted)
         if ref.name is None:

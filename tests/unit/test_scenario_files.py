@@ -64,7 +64,7 @@ EXPECTED = {
     "unknown-guest-flag": ':7: guests[0].args: server: unrecognized arguments: --backlogg 4',
     "unknown-host": ":5: guests[1].host: no host 'h7' in topology single,2 (hosts: h1, h2)",
     "unknown-key": ':5: expects: unknown key (allowed: actions, controller, duration, expect, guests, hosts, links, name, sample, ',
-    "unknown-topology": ":2: topology: unknown topology 'ring' (shipped: dumbbell, pair, single, star; or give a file: path/to/file.py:",
+    "unknown-topology": ":2: topology: unknown topology 'ring' (shipped: dumbbell, pair, single, star, tree; or give a file: path/to/file.py:",
     "wait-text": ":4: guests[0].wait: expected true or false, got 'false' (text: remove the quotes)",
 }
 

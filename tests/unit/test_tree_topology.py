@@ -67,4 +67,4 @@ def test_loads_as_mn_custom_file_does():
 
 def test_shipped_and_found_by_name():
     assert "tree" in topology.available()
-    assert topology.parse_ref("tree,3,2") == ("tree", None, [3, 2], {})
+    assert topology.parse_ref("tree,3,2") == topology.Ref("tree", None, [3, 2], {})
