@@ -99,7 +99,9 @@ def cmd_cli(args):
         print("tcplab: lab commands: counters HOST, sockets HOST, sysctl HOST [KEY[=VALUE]], sockconsole HOST; "
               "`help` lists all; `exit` removes the network")
         lab.set_log_level("output")
-        LabConsole(lab, scenario=sc)
+        if args.script:
+            print(f"tcplab: running {args.script}, one command per line (as typed at the prompt)", flush=True)
+        LabConsole(lab, scenario=sc, script=args.script)
     print("tcplab: network removed")
     return 0
 
@@ -382,6 +384,8 @@ def parser():
                    "its network with its sysctls, and its guests to start by hand")
     s.add_argument("--hosts", type=int, help="number of hosts (single) or clients (star, dumbbell)")
     _trust_option(s)
+    s.add_argument("--script", metavar="FILE", help="run the commands in FILE (one per line, as typed at the "
+                   "prompt), then remove the network: a session written down, e.g. for a walkthrough")
     s.add_argument("--switch", choices=("bridge", "ovs", "ovs-user"), default="bridge",
                    help="bridge: Linux bridge (default, kernel speed); ovs: OVS kernel datapath; ovs-user: OVS userspace")
     s.set_defaults(run=cmd_cli)

@@ -147,6 +147,7 @@ def aggregate(t, records, port=None, window_seen=False):
         values = [v for v in values if isinstance(v, (int, float))]
         return max(values) if values else None
 
+    window_seen = window_seen or any("snd_wnd" in r.info for r in records)
     windows = [r.info["snd_wnd"] if "snd_wnd" in r.info else (0 if window_seen else None) for r in estab]
     windows = [w for w in windows if w is not None]
     return {
