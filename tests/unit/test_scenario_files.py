@@ -21,7 +21,7 @@ EXPECTED = {
                        "(did you mean TcpExt.ListenOverflows",
     "machine-wide-sysctl": ":7: hosts.h1.sysctl.net.core.rmem_max: machine-wide; it cannot be set per host "
                            "(per-host keys: net.core.somaxconn, net.ipv4.tcp_*",
-    "negative-size": ":7: guests[0].args: server: argument --rcvbuf: invalid non-negative integer value: '-4096'",
+    "negative-size": ":7: guests[0].args: server: argument --rcvbuf: -4096 is out of range: size must be 0-67108864",
     "negative-duration": ":3: duration: must be >= 0.1, got -5",
     "unknown-guest-flag": ":7: guests[0].args: server: unrecognized arguments: --backlogg 4",
     "unknown-action": ":6: actions[0]: expected one action kind besides 'at' (kinds: link-down, link-up, rate, "
