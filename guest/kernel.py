@@ -163,18 +163,19 @@ def close_socket(ev, sock, shutdown_write=False):
     linger = seconds if onoff else None
     how = "shutdown-write" if shutdown_write else ("abort" if linger == 0 else "fin")
     local, peer = endpoints(sock)
-    err = None
+    err = state_after = None
     t0 = time.monotonic()
     try:
         if shutdown_write:
             sock.shutdown(socket.SHUT_WR)
+            state_after = tcp_info(sock)["state"]
         else:
             sock.close()
     except OSError as e:
         err = e
     return ev.syscall("close", "shutdown" if shutdown_write else "close", -1 if err else 0, err=err,
-                      local=local, peer=peer, how=how, state=state, unread=unread, unsent=unsent,
-                      linger=linger, blocked_s=round(time.monotonic() - t0, 6))
+                      local=local, peer=peer, how=how, state=state, state_after=state_after, unread=unread,
+                      unsent=unsent, linger=linger, blocked_s=round(time.monotonic() - t0, 6))
 
 
 CLOSE_EVENT = {
@@ -184,6 +185,8 @@ CLOSE_EVENT = {
         "how": ["str", "fin (plain close(): FIN, or RST when received data was left unread), abort "
                        "(SO_LINGER 0 s: RST), or shutdown-write (FIN sent, the socket still reads)"],
         "state": ["str", "the TCP state just before the call (tcp_info); CLOSE: the peer had reset it"],
+        "state_after": ["str", "after shutdown(): the TCP state right after it (FIN_WAIT1: the FIN is out); "
+                               "null after close()"],
         "unread": ["int", "bytes received and not read (SIOCINQ) just before the call"],
         "unsent": ["int", "bytes written and not yet acknowledged (SIOCOUTQ) just before the call"],
         "linger": ["int", "the socket's SO_LINGER seconds, null when SO_LINGER is off"],
