@@ -63,7 +63,7 @@ def test_library_names_are_the_contract():
     names = {p.stem for p in library.scenario_paths()}
     assert names == {"established-queues", "blocking-read", "partial-read", "zero-window", "partial-write",
                      "blocking-write", "socket-memory", "listen-overflow", "abort-on-overflow", "somaxconn-cap",
-                     "burst-backlog", "syn-queue", "busy-link",
+                     "burst-backlog", "syn-queue", "busy-link", "abortive-close", "half-close",
                      # OpenFlow scenarios (controller: lab)
                      "blackhole", "lost-synack", "rate-cap"}
 
