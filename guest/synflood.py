@@ -43,9 +43,9 @@ def syn_segment(src_ip, dst_ip, sport, dport, seq):
 
 
 def local_address_towards(dst_ip):
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.connect((dst_ip, 9))
-    return probe.getsockname()[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((dst_ip, 9))
+        return probe.getsockname()[0]
 
 
 RST_RULE = ["OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-d", "{dst}", "--dport", "{port}", "-j", "DROP"]
@@ -101,10 +101,10 @@ def main(argv=None):
     ev = Events("synflood")
     kernel.stop_on_signals()
     dst, port = kernel.parse_hostport(args.server)
-    src = local_address_towards(dst)
-    sent, reason = 0, "done"
+    src, sent, reason = None, 0, "done"
     rule = False
     try:
+        src = local_address_towards(dst)       # ENETUNREACH when this host has no route there
         if args.drop_rsts:
             rst_rule("-A", dst, port)
             rule = True
@@ -126,7 +126,7 @@ def main(argv=None):
     except Stop as e:
         reason = str(e)
     except OSError as e:
-        ev.syscall("error", "sendto", -1, err=e, message=str(e))
+        ev.syscall("error", "socket", -1, err=e, message=str(e))
         reason = "error"
     except subprocess.CalledProcessError as e:
         ev.emit("error", message=str(e.stderr or e))
