@@ -38,9 +38,6 @@ import time
 import kernel
 from kernel import Events, Stop
 
-TIMEOUT = kernel.real(0.01, 600, "timeout", "seconds, 0.01 to 600")
-
-
 def build_parser():
     p = argparse.ArgumentParser(prog="client.py", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,7 +47,7 @@ def build_parser():
     g.add_argument("--count", type=kernel.COUNT, default=1, help="connections to open")
     g.add_argument("--parallel", type=kernel.COUNT, default=0, help="at most this many connecting at once (0: all)")
     g.add_argument("--rate", type=kernel.RATE, default=0.0, help="start this many connections per second instead (0: all at once)")
-    g.add_argument("--timeout", type=TIMEOUT, default=5.0,
+    g.add_argument("--timeout", type=kernel.TIMEOUT, default=5.0,
                    help="give up on a connection after SEC (outcome timeout; write/read modes: the connect's timeout)")
     g.add_argument("--request", type=kernel.SIZE, default=0, help="send this many bytes once connected, then wait for a reply")
     g.add_argument("--hold", type=kernel.SECONDS, default=0.0, help="keep each connection open SEC before closing it")

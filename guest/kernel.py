@@ -314,6 +314,7 @@ SIZE = integer(0, 64 * MiB, "size", "bytes, up to 64 MiB")
 CHUNK = integer(1, 64 * MiB, "chunk", "bytes per call, 1 to 64 MiB")
 COUNT = integer(0, 100000, "count", "a count")
 SECONDS = real(0, 600, "seconds", "seconds")
+TIMEOUT = real(0.01, 600, "timeout", "seconds, 0.01 to 600")
 RATE = real(0, 1e6, "rate", "per second")
 LINGER = integer(0, 600, "linger", "whole seconds for SO_LINGER; 0: close() sends RST")
 IPV4 = text(_IPV4_RE, 15, "address", "an IPv4 address")
@@ -327,7 +328,11 @@ def parse_hostport(value):
     return host, int(port)
 
 
-# Fields of every event (those of a system call only where the event reports one), as [type, meaning].
+# Each program declares what it prints as plain data, read by the lab (its event schema) and gendocs.py:
+#   EVENTS = {NAME: {"doc": one line, "modes": [client modes it is printed in] or None (any),
+#                    "fields": {FIELD: [TYPE, meaning] or [TYPE, meaning, [modes that print it]]}}}
+# TYPE is int, float, bool or str; any value may be null (not applicable, not measured). The fields
+# below are common to every event (those of a system call only where the event reports one).
 COMMON_FIELDS = {
     "t": ["float", "CLOCK_MONOTONIC in seconds: one clock for every host of the machine, so events line up"],
     "prog": ["str", "the program: server, client or synflood"],
