@@ -1,6 +1,7 @@
 """The guest programs on a real network: what each reports must agree with what the kernel counted, and
 every event and field a guest prints must be one it declares (EVENTS), so the lab's schema is complete."""
 import contextlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -153,6 +154,13 @@ def test_every_printed_event_and_field_is_declared(lab, start):
     assert not unused, f"declared fields never printed: {unused}"
 
 
+def time_wait_sockets(lab, host):
+    """Local ADDR:PORT of HOST's sockets in TIME-WAIT, as `ss` shows them."""
+    out = subprocess.run(["mnexec", "-a", str(lab.host(host).pid), "ss", "-tanH", "state", "time-wait"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return {line.split()[2] for line in out.splitlines() if line.strip()}
+
+
 # -- behaviours ---------------------------------------------------------------------------------------
 def test_partial_read(start):
     srv = start("h1", "server", "--port", 9200, "--read-size", 1 << 20, ready="listening")
@@ -223,6 +231,7 @@ def test_abortive_close_sends_rst_and_the_peer_sees_econnreset(lab, start):
     d = deltas(lab, before)
     (close,) = events(cli, "close")
     assert (close["how"], close["linger"], close["state"]) == ("abort", 0, "ESTABLISHED")
+    assert close["local"] not in time_wait_sockets(lab, "h2"), "an abortive close leaves no TIME-WAIT"
     assert counter(d["h2"], "Tcp.OutRsts") == 1
     assert counter(d["h2"], "TcpExt.TCPAbortOnData") == 1      # Linux's counter for a zero-linger close
     assert counter(d["h2"], "TcpExt.TCPAbortOnClose") == 0
@@ -243,7 +252,9 @@ def test_plain_close_sends_fin(lab, start):
     assert cli.wait(10)
     assert srv.wait_event("eof", 5)
     d = deltas(lab, before)
-    assert events(cli, "close")[0]["how"] == "fin" and events(cli, "close")[0]["linger"] is None
+    (close,) = events(cli, "close")
+    assert close["how"] == "fin" and close["linger"] is None
+    assert close["local"] in time_wait_sockets(lab, "h2"), "the closing side keeps TIME-WAIT after a FIN"
     assert counter(d["h1"], "Tcp.OutRsts") + counter(d["h2"], "Tcp.OutRsts") == 0
     assert counter(d["h2"], "TcpExt.TCPAbortOnData") == 0
 
