@@ -9,10 +9,13 @@ Every event is one JSON object on one line of stdout:
 `t` is CLOCK_MONOTONIC in seconds: the same clock in every host of one machine, so events of
 different hosts can be put on one timeline.
 """
+import argparse
 import errno as errno_mod
 import fcntl
 import json
+import math
 import os
+import re
 import signal
 import socket
 import struct
@@ -110,6 +113,8 @@ class Events:
         self.prog = prog
         self.out = out or sys.stdout
         self.counts = {}
+        self.errors = 0
+        self.last_errno = None
 
     def emit(self, event, sock=None, **fields):
         record = {"t": round(time.monotonic(), 6), "prog": self.prog, "event": event}
@@ -126,8 +131,73 @@ class Events:
 
     def syscall(self, event, syscall, result=None, err=None, sock=None, **fields):
         """An event for one system call: its result, or the errno name when it failed."""
-        return self.emit(event, sock=sock, syscall=syscall, result=result,
-                         errno=errno_name(err) if err is not None else None, **fields)
+        name = errno_name(err) if err is not None else None
+        if name is not None and name not in NOT_ERRORS:
+            self.errors += 1         # counted here so that no failure can miss the summary
+            self.last_errno = name
+        return self.emit(event, sock=sock, syscall=syscall, result=result, errno=name, **fields)
+
+    def summary(self, **fields):
+        """The last event: FIELDS plus how many system calls failed, so `errors == 0` can fail."""
+        return self.emit("summary", **fields, errors=self.errors, last_errno=self.last_errno)
+
+
+def set_linger(sock, seconds):
+    """SO_LINGER on with SECONDS: close() waits up to SECONDS for unsent data; with 0 it sends RST at once."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, seconds))
+
+
+def close_socket(ev, sock, shutdown_write=False):
+    """close() SOCK (or shutdown(SHUT_WR) it) and report a `close` event with what the kernel held then.
+
+    how: `fin` (a plain close: the kernel sends FIN, or RST when received data was left unread),
+    `abort` (SO_LINGER on with 0 s: RST, whatever is queued is dropped), `shutdown-write` (FIN sent,
+    the socket still reads). state/unread/unsent are read just before the call.
+    """
+    try:
+        state, q = tcp_info(sock)["state"], queues(sock)
+        unread, unsent = q["inq"], q["outq"]
+    except OSError:
+        state = unread = unsent = None
+    onoff, seconds = struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
+    linger = seconds if onoff else None
+    how = "shutdown-write" if shutdown_write else ("abort" if linger == 0 else "fin")
+    local, peer = endpoints(sock)
+    err = state_after = None
+    t0 = time.monotonic()
+    try:
+        if shutdown_write:
+            sock.shutdown(socket.SHUT_WR)
+            state_after = tcp_info(sock)["state"]
+        else:
+            sock.close()
+    except OSError as e:
+        err = e
+    return ev.syscall("close", "shutdown" if shutdown_write else "close", -1 if err else 0, err=err,
+                      local=local, peer=peer, how=how, state=state, state_after=state_after, unread=unread,
+                      unsent=unsent, linger=linger, blocked_s=round(time.monotonic() - t0, 6))
+
+
+CLOSE_EVENT = {
+    "doc": "the program closed a connection (close()) or shut down its sending side (shutdown(SHUT_WR))",
+    "modes": None,
+    "fields": {
+        "how": ["str", "fin (plain close(): FIN, or RST when received data was left unread), abort "
+                       "(SO_LINGER 0 s: RST), or shutdown-write (FIN sent, the socket still reads)"],
+        "state": ["str", "the TCP state just before the call (tcp_info); CLOSE: the peer had reset it"],
+        "state_after": ["str", "after shutdown(): the TCP state right after it (FIN_WAIT1: the FIN is out); "
+                               "null after close()"],
+        "unread": ["int", "bytes received and not read (SIOCINQ) just before the call"],
+        "unsent": ["int", "bytes written and not yet acknowledged (SIOCOUTQ) just before the call"],
+        "linger": ["int", "the socket's SO_LINGER seconds, null when SO_LINGER is off"],
+        "blocked_s": ["float", "seconds the call took (close() waits up to SO_LINGER for unsent data)"],
+    },
+}
+ERROR_EVENT = {
+    "doc": "a system call failed and the program stopped",
+    "modes": None,
+    "fields": {"message": ["str", "the error as the program saw it"]},
+}
 
 
 class Stop(Exception):
@@ -149,31 +219,135 @@ def stop_after(seconds):
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def nonneg_int(text):
-    """argparse type: a whole number >= 0 (sizes, counts, ports)."""
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
+# -- argument types -------------------------------------------------------------------------------
+# Every option of every guest has one of these as its argparse `type=`. Each checks a finite value in a
+# documented range (a scenario file is untrusted input: `write-size: 1e9` would allocate a gigabyte as
+# root, `nan` passes every comparison) and carries its schema as `.schema`, which the lab turns into the
+# scenario-file schema and docs/guests.md prints: one source of truth for what each flag accepts.
+
+_INT = re.compile(r"-?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PORT_RE = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_IPV4_RE = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_HOST_PLACEHOLDER_RE = r"\{[a-z0-9][a-z0-9-]*\}"
+MiB = 1 << 20
+
+
+def _typed(check, name, schema, doc):
+    check.__name__ = name          # argparse names the type in its own messages
+    check.__doc__ = doc
+    check.schema = schema
+    return check
+
+
+def integer(minimum, maximum, name, doc):
+    """An argparse type: a whole number in [MINIMUM, MAXIMUM]."""
+    def check(text):
+        text = str(text).strip()
+        if not _INT.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"expected a whole number {minimum}-{maximum} ({doc}), got {text!r}")
+        value = int(text)
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {name} must be {minimum}-{maximum} ({doc})")
+        return value
+    return _typed(check, name, {"type": "int", "minimum": minimum, "maximum": maximum}, doc)
+
+
+def real(minimum, maximum, name, doc):
+    """An argparse type: a finite number in [MINIMUM, MAXIMUM] (NaN and infinity refused)."""
+    def check(text):
+        text = str(text).strip()
+        value = float(text) if _FLOAT.fullmatch(text) else None
+        if value is None or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a number {minimum:g}-{maximum:g} ({doc}), got {text!r}")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range: {name} must be {minimum:g}-{maximum:g} ({doc})")
+        return value
+    return _typed(check, name, {"type": "float", "minimum": minimum, "maximum": maximum}, doc)
+
+
+def text(pattern, max_length, name, doc):
+    """An argparse type: a string matching PATTERN, at most MAX_LENGTH characters."""
+    compiled = re.compile(pattern)
+
+    def check(value):
+        value = str(value)
+        if len(value) > max_length or not compiled.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"{value[:40]!r} is not {doc}")
+        return value
+    return _typed(check, name, {"type": "str", "pattern": pattern, "max_length": max_length}, doc)
+
+
+def _hostport(text_):
+    """HOST:PORT after the lab substituted {HOST}: an IPv4 address and a port -> (host, port)."""
+    value = str(text_).strip()
+    m = re.fullmatch(f"({_IPV4_RE}):({_PORT_RE})", value)
+    if not m:
+        if re.search(_HOST_PLACEHOLDER_RE, value):
+            raise argparse.ArgumentTypeError(f"{value!r}: no host by that name in this network")
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (an IPv4 address or {{host}}, and a port "
+                                         f"1-65535), got {value[:40]!r}")
     return value
 
 
-def nonneg_float(text):
-    """argparse type: seconds or a rate >= 0."""
-    value = float(text)
-    if value < 0:
-        raise ValueError(text)
+HOSTPORT = _typed(_hostport, "HOST:PORT", {"type": "str", "pattern": f"(?:{_IPV4_RE}|{_HOST_PLACEHOLDER_RE}):{_PORT_RE}",
+                                           "max_length": 64, "placeholder": "host"},
+                  "an address and port: 10.0.0.1:9000, or {h1}:9000 in a scenario (the lab puts in h1's address)")
+
+CLOCK_MAX = 1e9     # CLOCK_MONOTONIC seconds since boot: 30 years
+
+
+_CLOCK_NUMBER = real(0, CLOCK_MAX, "clock time", "CLOCK_MONOTONIC seconds")
+
+
+def _clock(text_):
+    value = _CLOCK_NUMBER(text_)
+    if value - time.monotonic() > 600:
+        raise argparse.ArgumentTypeError(f"{value:g} is more than 600 s in the future (now {time.monotonic():.3f})")
     return value
 
 
-nonneg_int.__name__ = "non-negative integer"
-nonneg_float.__name__ = "non-negative number"
+CLOCK = _typed(_clock, "clock time", {"type": "float", "minimum": 0, "maximum": CLOCK_MAX, "placeholder": "t0"},
+               "a CLOCK_MONOTONIC time, at most 600 s ahead: {t0+0.5} in a scenario (the timeline's start + 0.5 s)")
+PORT = integer(1, 65535, "port", "a TCP port")
+SIZE = integer(0, 64 * MiB, "size", "bytes, up to 64 MiB")
+CHUNK = integer(1, 64 * MiB, "chunk", "bytes per call, 1 to 64 MiB")
+COUNT = integer(0, 100000, "count", "a count")
+SECONDS = real(0, 600, "seconds", "seconds")
+TIMEOUT = real(0.01, 600, "timeout", "seconds, 0.01 to 600")
+RATE = real(0, 1e6, "rate", "per second")
+LINGER = integer(0, 600, "linger", "whole seconds for SO_LINGER; 0: close() sends RST")
+IPV4 = text(_IPV4_RE, 15, "address", "an IPv4 address")
+PRINTABLE = text(r"[ -~\t\n]*", 4096, "text", "printable ASCII text, at most 4096 characters")
+NAME = text(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", 32, "name", "a name: letters, digits, _ . -, at most 32")
 
 
-def parse_hostport(text, default_host="0.0.0.0"):
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return default_host, int(text)
-    return host or default_host, int(port)
+def parse_hostport(value):
+    """'10.0.0.1:9000' (checked by HOSTPORT) -> ('10.0.0.1', 9000)."""
+    host, _, port = HOSTPORT(value).rpartition(":")
+    return host, int(port)
+
+
+# Each program declares what it prints as plain data, read by the lab (its event schema) and gendocs.py:
+#   EVENTS = {NAME: {"doc": one line, "modes": [client modes it is printed in] or None (any),
+#                    "fields": {FIELD: [TYPE, meaning] or [TYPE, meaning, [modes that print it]]}}}
+# TYPE is int, float, bool or str; any value may be null (not applicable, not measured). The fields
+# below are common to every event (those of a system call only where the event reports one).
+COMMON_FIELDS = {
+    "t": ["float", "CLOCK_MONOTONIC in seconds: one clock for every host of the machine, so events line up"],
+    "prog": ["str", "the program: server, client or synflood"],
+    "event": ["str", "what happened (the event's name)"],
+    "local": ["str", "ADDR:PORT of this end of the socket (events about a socket)"],
+    "peer": ["str", "ADDR:PORT of the other end, null when not connected (events about a socket)"],
+    "syscall": ["str", "the system call observed: listen, accept, connect, send, recv, close, shutdown..."],
+    "result": ["int", "what it returned: bytes, a descriptor, 0 at EOF, -1 on error"],
+    "errno": ["str", "the errno name when it failed (EAGAIN, ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT), else null"],
+}
+SUMMARY_ERROR_FIELDS = {
+    "errors": ["int", "system calls that failed with an errno other than EAGAIN/EINPROGRESS (0: no error)"],
+    "last_errno": ["str", "the errno name of the last of those failures, null when there was none"],
+}
+NOT_ERRORS = ("EAGAIN", "EINPROGRESS")
 
 
 def monotonic():

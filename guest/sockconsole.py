@@ -12,6 +12,8 @@ Run it inside a host (from `tcplab cli`: `h1 sockconsole`, or by hand:
   recv N                   recv() up to N bytes (fewer is a partial read; 0 means the peer closed)
   nonblock on|off          O_NONBLOCK on the current socket(s): calls return EAGAIN instead of waiting
   setsockopt rcvbuf|sndbuf N   SO_RCVBUF/SO_SNDBUF (the kernel doubles what you ask)
+  setsockopt linger N|off  SO_LINGER: with 0, close sends RST (an abortive close); off: a FIN
+  shutdown                 shutdown(SHUT_WR): send FIN, keep reading (a half-close)
   queues                   bytes in the receive queue (SIOCINQ) and the write queue (SIOCOUTQ);
                            for a listener, the accept queue and its backlog
   info                     tcp_info: state, rtt, cwnd, windows, retransmits, probes
@@ -22,6 +24,7 @@ Run it inside a host (from `tcplab cli`: `h1 sockconsole`, or by hand:
 import argparse
 import cmd
 import socket
+import struct
 import sys
 
 import kernel
@@ -46,7 +49,7 @@ class SocketConsole(cmd.Cmd):
 
     # each command: parse, make one system call, print one line
     def do_listen(self, arg):
-        port, backlog = self._ints(arg, 1, 2, "listen PORT [BACKLOG]")
+        port, backlog = self._ints(arg, 1, 2, "listen PORT [BACKLOG]", maximum=65535)
         if port is None:
             return
         backlog = backlog if backlog is not None else 128
@@ -77,8 +80,8 @@ class SocketConsole(cmd.Cmd):
 
     def do_connect(self, arg):
         parts = arg.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            return self.say("usage: connect HOST PORT")
+        if len(parts) != 2 or not parts[1].isdigit() or not 0 < int(parts[1]) < 65536:
+            return self.say("usage: connect HOST PORT (PORT 1-65535)")
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(not self.nonblocking)
         try:
@@ -130,8 +133,10 @@ class SocketConsole(cmd.Cmd):
 
     def do_setsockopt(self, arg):
         parts = arg.split()
-        if len(parts) != 2 or parts[0] not in ("rcvbuf", "sndbuf") or not parts[1].isdigit():
-            return self.say("usage: setsockopt rcvbuf|sndbuf N")
+        if len(parts) == 2 and parts[0] == "linger" and (parts[1] == "off" or parts[1].isdigit()):
+            return self._linger(parts[1])
+        if len(parts) != 2 or parts[0] not in ("rcvbuf", "sndbuf") or not parts[1].isdigit() or int(parts[1]) > 1 << 30:
+            return self.say("usage: setsockopt rcvbuf|sndbuf N (N up to 1073741824), or setsockopt linger N|off")
         s = self.conn or self.listener
         if s is None:
             s = self.conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -141,6 +146,27 @@ class SocketConsole(cmd.Cmd):
         got = s.getsockopt(socket.SOL_SOCKET, opt)
         self.say(f"SO_{parts[0].upper()} asked {parts[1]}, kernel set {got} (doubled for its own bookkeeping; "
                  f"capped by net.core.{'rmem' if opt == socket.SO_RCVBUF else 'wmem'}_max)")
+
+    def _linger(self, value):
+        if not self._need_conn():
+            return
+        on, seconds = (0, 0) if value == "off" else (1, min(int(value), 600))
+        self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", on, seconds))
+        if not on:
+            return self.say("SO_LINGER off: close sends FIN and returns at once (the kernel sends what is queued)")
+        if seconds == 0:
+            return self.say("SO_LINGER on, 0 s: close sends RST and drops what is queued (an abortive close)")
+        self.say(f"SO_LINGER on, {seconds} s: close waits up to {seconds} s for queued data to be acknowledged")
+
+    def do_shutdown(self, arg):
+        if not self._need_conn():
+            return
+        try:
+            self.conn.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            return self.say(explain(e))
+        state = kernel.tcp_info(self.conn)["state"]
+        self.say(f"shutdown(SHUT_WR): FIN sent, state {state}; recv still works until the peer closes")
 
     def do_queues(self, arg):
         parts = []
@@ -168,9 +194,15 @@ class SocketConsole(cmd.Cmd):
 
     def do_close(self, arg):
         if self.conn:
+            q = kernel.queues(self.conn) if self.conn.fileno() >= 0 else {"inq": 0}
+            onoff, seconds = struct.unpack("ii", self.conn.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
             self.conn.close()
             self.conn = None
-            return self.say("closed the connection")
+            if onoff and seconds == 0:
+                return self.say("closed the connection: RST sent (SO_LINGER 0, an abortive close)")
+            if q["inq"]:
+                return self.say(f"closed the connection: RST sent ({q['inq']} bytes received were never read)")
+            return self.say("closed the connection: FIN sent")
         if self.listener:
             self.listener.close()
             self.listener = None
@@ -209,20 +241,32 @@ class SocketConsole(cmd.Cmd):
             return False
         return True
 
-    def _ints(self, arg, least, most, usage):
+    def _ints(self, arg, least, most, usage, maximum=64 << 20):
         parts = arg.split()
-        if not least <= len(parts) <= most or not all(p.isdigit() for p in parts):
-            self.say(f"usage: {usage}")
+        if not least <= len(parts) <= most or not all(p.isdigit() and int(p) <= maximum for p in parts):
+            self.say(f"usage: {usage} (whole numbers up to {maximum})")
             return [None] * most
         values = [int(p) for p in parts]
         return values + [None] * (most - len(values))
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(prog="sockconsole.py", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--name", default="sock", help="the prompt (the host's name)")
-    args = p.parse_args(argv)
+    p.add_argument("--name", type=kernel.NAME, default="sock", help="the prompt (the host's name)")
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+# The console prints lines of text for a person, not JSON events.
+EVENTS = {}
+
+
+def main(argv=None):
+    args = parse_args(argv)
     console = SocketConsole(args.name)
     try:
         console.cmdloop()

@@ -43,9 +43,9 @@ def syn_segment(src_ip, dst_ip, sport, dport, seq):
 
 
 def local_address_towards(dst_ip):
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.connect((dst_ip, 9))
-    return probe.getsockname()[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((dst_ip, 9))
+        return probe.getsockname()[0]
 
 
 RST_RULE = ["OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-d", "{dst}", "--dport", "{port}", "-j", "DROP"]
@@ -56,16 +56,44 @@ def rst_rule(action, dst, port):
     subprocess.run(["iptables", action, *rule], check=True, capture_output=True, text=True)
 
 
-def parse_args(argv=None):
+PORTS = (20000, 60000)      # source ports used, one per SYN
+
+
+def build_parser():
     p = argparse.ArgumentParser(prog="synflood.py", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("server", help="HOST:PORT of the listener")
-    p.add_argument("--count", type=kernel.nonneg_int, default=1000, help="SYNs to send (one per source port)")
-    p.add_argument("--rate", type=kernel.nonneg_float, default=1000.0, help="SYNs per second")
+    p.add_argument("server", type=kernel.HOSTPORT, help="HOST:PORT of the listener ({h1}:9000 in a scenario)")
+    p.add_argument("--count", type=kernel.integer(1, PORTS[1] - PORTS[0], "SYN count", "SYNs, one per source port"),
+                   default=1000, help="SYNs to send (one per source port)")
+    p.add_argument("--rate", type=kernel.real(0.1, 1e6, "SYN rate", "SYNs per second"), default=1000.0, help="SYNs per second")
     p.add_argument("--drop-rsts", action="store_true", help="drop this host's RSTs to the server while running")
-    p.add_argument("--report", type=kernel.nonneg_int, default=500, help="an event every N SYNs")
-    p.add_argument("--hold", type=kernel.nonneg_float, default=0.0, help="keep the RST rule SEC after the last SYN")
-    return p.parse_args(argv)
+    p.add_argument("--report", type=kernel.integer(1, 100000, "report", "SYNs per event"), default=500,
+                   help="an event every N SYNs")
+    p.add_argument("--hold", type=kernel.SECONDS, default=0.0, help="keep the RST rule SEC after the last SYN")
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+# What the SYN sender prints: the lab derives its event schema from this, docs/guests.md lists it.
+EVENTS = {
+    "rst-rule": {"doc": "the firewall rule dropping this host's RSTs (--drop-rsts)", "modes": None, "fields": {
+        "action": ["str", "added or removed"],
+        "dst": ["str", "the server's address"],
+        "port": ["int", "the server's port"]}},
+    "sent": {"doc": "every --report SYNs", "modes": None, "fields": {
+        "count": ["int", "SYNs sent so far"],
+        "elapsed_s": ["float", "seconds since the first"]}},
+    "error": kernel.ERROR_EVENT,
+    "summary": {"doc": "the last event, at exit", "modes": None, "fields": {
+        "reason": ["str", "done, SIGTERM, SIGINT or error"],
+        "sent": ["int", "SYNs sent"],
+        "source": ["str", "this host's address, the SYNs' source"],
+        "target": ["str", "ADDR:PORT of the listener"],
+        **kernel.SUMMARY_ERROR_FIELDS}},
+}
 
 
 def main(argv=None):
@@ -73,16 +101,16 @@ def main(argv=None):
     ev = Events("synflood")
     kernel.stop_on_signals()
     dst, port = kernel.parse_hostport(args.server)
-    src = local_address_towards(dst)
-    sent, reason = 0, "done"
+    src, sent, reason = None, 0, "done"
     rule = False
     try:
+        src = local_address_towards(dst)       # ENETUNREACH when this host has no route there
         if args.drop_rsts:
             rst_rule("-A", dst, port)
             rule = True
             ev.emit("rst-rule", action="added", dst=dst, port=port)
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-        ports = random.sample(range(20000, 60000), args.count)
+        ports = random.sample(range(*PORTS), args.count)
         start = time.monotonic()
         for i, sport in enumerate(ports):
             due = start + i / args.rate
@@ -97,14 +125,18 @@ def main(argv=None):
             time.sleep(args.hold)
     except Stop as e:
         reason = str(e)
-    except (OSError, subprocess.CalledProcessError) as e:
-        ev.emit("error", message=str(getattr(e, "stderr", "") or e))
+    except OSError as e:
+        ev.syscall("error", "socket", -1, err=e, message=str(e))
+        reason = "error"
+    except subprocess.CalledProcessError as e:
+        ev.emit("error", message=str(e.stderr or e))
+        ev.errors += 1
         reason = "error"
     finally:
         if rule:
             rst_rule("-D", dst, port)
             ev.emit("rst-rule", action="removed", dst=dst, port=port)
-    ev.emit("summary", reason=reason, sent=sent, source=src, target=f"{dst}:{port}")
+    ev.summary(reason=reason, sent=sent, source=src, target=f"{dst}:{port}")
     return 0 if reason != "error" else 1
 
 
