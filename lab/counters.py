@@ -116,7 +116,7 @@ MEANINGS = {
     "TcpExt.SyncookiesFailed": "ACKs with an invalid SYN cookie",
     "TcpExt.TCPReqQFullDrop": "SYNs dropped because the SYN queue was full (syncookies off)",
     "TcpExt.TCPReqQFullDoCookies": "SYN cookies used because the SYN queue was full",
-    "TcpExt.TCPAbortOnData": "connections reset because data arrived after close",
+    "TcpExt.TCPAbortOnData": "connections reset by this host: data arrived after close, or close() with SO_LINGER 0",
     "TcpExt.TCPAbortOnClose": "connections reset by closing with unread data",
     "TcpExt.TCPBacklogDrop": "packets dropped because the socket's backlog was full",
     "TcpExt.PruneCalled": "receive queue pruned: memory pressure on a socket",

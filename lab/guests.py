@@ -179,6 +179,17 @@ def declared_events():
     return out
 
 
+def guest_arg_models():
+    """{program: pydantic model of its arguments}, derived from each program's own parser (lab/guestschema.py)."""
+    from .guestschema import args_model
+    out = {}
+    for program in ("server", "client", "synflood"):
+        module = _guest_module(program)
+        if hasattr(module, "build_parser"):
+            out[program] = args_model(program, module.build_parser)
+    return out
+
+
 def check_guest_args(program, argv):
     """The guest's own argparse verdict on ARGV: None when fine, else its error line. No process is started."""
     import contextlib

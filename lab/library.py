@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import counters, scenario, source, topology, validation
 from .errors import LabError, ScenarioError
-from .guests import check_guest_args, declared_events
+from .guests import check_guest_args, declared_events, guest_arg_models
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 ROOT = SCENARIO_DIR.parent
@@ -104,7 +104,8 @@ def facts_for(sc, trusted=()):
     hosts = list(topo.hosts())
     return validation.Facts(hosts=hosts, nodes=hosts + list(topo.switches()), counters=kernel_counter_names(),
                             sysctl_keys=kernel_sysctl_keys(), events=declared_events(),
-                            check_guest_args=check_guest_args, kernel_kinds=_kernel_kinds(),
+                            check_guest_args=check_guest_args, guest_args=guest_arg_models(),
+                            kernel_kinds=_kernel_kinds(),
                             drop_reasons=_drop_reasons())
 
 

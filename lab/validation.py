@@ -19,6 +19,7 @@ class Facts:
     sysctl_keys: set = None              # per-host sysctl keys this kernel has
     events: dict = None                  # program -> {event: {field: ...}} (declared by the programs)
     check_guest_args: object = None      # (program, argv) -> error text or None
+    guest_args: dict = None              # program -> pydantic model of its arguments (mapping form)
     kernel_kinds: list = None            # kinds of kernel events the tracer reports
     drop_reasons: list = None            # this kernel's drop reason names
 
@@ -74,6 +75,8 @@ def validate(sc, facts):
         host(("guests", i, "host"), g.host)
         if g.name in nodes:
             raise _error(sc, ("guests", i, "name"), f"{g.name!r} is also a node's name: name guests apart from hosts")
+        if facts.guest_args and isinstance(g.args, dict) and g.program in facts.guest_args:
+            _check_args(sc, i, g, facts.guest_args[g.program])
         if facts.check_guest_args:
             problem = facts.check_guest_args(g.program, substitute(g.argv, {h: "10.0.0.1" for h in hosts}))
             if problem:
@@ -108,6 +111,32 @@ def validate(sc, facts):
         except expect.CheckSyntaxError as e:
             raise _error(sc, ("expect", i), str(e)) from None
     return sc
+
+
+def _check_args(sc, i, g, model):
+    """A guest's arguments (mapping form) against its program's own schema: refusals at the flag's line."""
+    from pydantic import ValidationError
+
+    from .scenario import _message
+    try:
+        model.model_validate(g.args)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        err = max(errors, key=lambda x: not x["type"].endswith("_type"))
+        flag = str(err["loc"][0]) if err["loc"] else ""
+        where = ("guests", i, "args", flag) if flag in g.args else ("guests", i, "args")
+        if err["type"] == "extra_forbidden":
+            names = sorted(a for f in model.model_fields.values() for a in f.validation_alias.choices)
+            message = f"{g.program} has no flag {flag!r}{expect.suggest(flag, names)} (flags: {', '.join(names)})"
+        elif err["type"] == "missing":
+            message = f"{g.program} needs {flag!r}"
+        elif err["type"] == "string_pattern_mismatch":
+            from .guestschema import PATTERN_DOCS
+            doc = PATTERN_DOCS.get((err.get("ctx") or {}).get("pattern"), "")
+            message = f"{g.program}: expected {doc or 'another value'}, got {err.get('input')!r}"
+        else:
+            message = f"{g.program}: " + _message(err, where, flag)
+        raise _error(sc, where, message) from None
 
 
 def congestion_wanted(sc):

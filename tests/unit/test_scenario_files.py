@@ -14,6 +14,11 @@ BAD = Path(__file__).parent.parent / "data" / "bad"
 ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {
+    "port-list-form": ':4: guests[0].args: server: argument --port: 70000 is out of range: port must be 1-65535 (a TCP port)',
+    "flag-text": ":4: guests[0].args.never-read: server: expected true or false, got 'false' (text: remove the quotes)",
+    "port-text": ":4: guests[0].args.port: server: expected a whole number, got '9000'",
+    "write-size-huge": ':5: guests[1].args.write-size: client: must be <= 67108864, got 1000000000',
+    "port-too-big": ':4: guests[0].args.port: server: must be <= 65535, got 70000',
     "action-machine-sysctl": ':6: actions[0].sysctl.key: machine-wide; it cannot be set per host (per-host keys: net.core.somaxconn, net.ipv',
     "after-list": ':5: guests[1].after: expected text, got a list',
     "alias-bomb": ':1: anchors and aliases (&name, *name) are not allowed in tcplab files: write the value out',
@@ -28,7 +33,7 @@ EXPECTED = {
     "duration-inf": ':3: duration: expected a finite number, got inf',
     "duration-nan": ':3: duration: expected a finite number, got nan',
     "empty": ':1: the file is empty: a scenario needs at least title, guests and expect',
-    "event-field-typo": ":6: expect[0]: client's 'summary' events have no field 'conected' (did you mean connected",
+    "event-field-typo": ":7: expect[0]: client's 'summary' events have no field 'conected' (did you mean connected, accepted?) (fields:",
     "hosts-not-mapping": ':3: hosts: expected a mapping, got a list',
     "huge-host-count": ":2: topology: topology 'single': n: 1000000000 is out of range (1 to 1000, hosts)",
     "links-number": ':3: links: expected a list, got 5',
@@ -37,7 +42,7 @@ EXPECTED = {
     "name-dots": ":1: name: expected a name of lowercase letters, digits and dashes, like my-scenario, got '../../up'",
     "name-path": ":1: name: expected a name of lowercase letters, digits and dashes, like my-scenario, got '/tmp/elsewhere'",
     "negative-duration": ':3: duration: must be >= 0.1, got -5',
-    "negative-size": ":7: guests[0].args: server: argument --rcvbuf: invalid non-negative integer value: '-4096'",
+    "negative-size": ':7: guests[0].args.rcvbuf: server: must be >= 0, got -4096',
     "not-utf8": ':1: not UTF-8 text (byte 10: invalid continuation byte); save the file as UTF-8',
     "params-list": ':2: topology.params: expected a mapping, got a list',
     "program-unknown": ":4: guests[0].program: 'nc' is not one of server, client or synflood",
@@ -61,7 +66,7 @@ EXPECTED = {
     "two-documents": ":7: one YAML document per file (found a second '---')",
     "unknown-action": ":6: actions[0]: expected one action kind besides 'at' (kinds: link-down, link-up, rate, sysctl, signal, drop, ",
     "unknown-counter": ':6: expect[0]: TcpExt.ListenOverflow: this kernel has no such counter (did you mean TcpExt.ListenOverflows?)',
-    "unknown-guest-flag": ':7: guests[0].args: server: unrecognized arguments: --backlogg 4',
+    "unknown-guest-flag": ":7: guests[0].args.backlogg: server has no flag 'backlogg' (did you mean backlog?) (flags: accept, backlog, bi",
     "unknown-host": ":5: guests[1].host: no host 'h7' in topology single,2 (hosts: h1, h2)",
     "unknown-key": ':5: expects: unknown key (allowed: actions, controller, duration, expect, guests, hosts, links, name, sample, ',
     "unknown-topology": ":2: topology: unknown topology 'ring' (shipped: dumbbell, pair, single, star, tree; or give a file: path/to/file.py:",
