@@ -101,7 +101,8 @@ EVENTS = {
         "total_s": ["float", "seconds from connect() to this event", C],
         "sndbuf_asked": ["int", "the --sndbuf given (the student's input), null without it", W + R],
         "rcvbuf": ["int", "SO_RCVBUF of the connected socket", W + R],
-        "sndbuf": ["int", "SO_SNDBUF the kernel set (doubled, capped by wmem_max)", W + R]}},
+        "sndbuf": ["int", "SO_SNDBUF the kernel set (doubled, capped by wmem_max)", W + R],
+        "congestion": ["str", "the socket's congestion control (TCP_CONGESTION)", W + R]}},
     "reply": {"doc": "with --request: the server's reply arrived", "modes": C, "fields": {
         "index": ["int", "which connection"],
         "latency_s": ["float", "seconds from connect() to the reply"]}},
@@ -167,7 +168,7 @@ class Conn:
 
     def __init__(self, index, target, args):
         self.index, self.args = index, args
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = kernel.tcp_socket()
         if args.so_linger is not None:
             kernel.set_linger(self.sock, args.so_linger)
         self.sock.setblocking(False)
@@ -267,7 +268,7 @@ def connect_mode(args, ev, target, stats):
 
 
 def open_connection(args, ev, target):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = kernel.tcp_socket()
     if args.sndbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, args.sndbuf)
     if args.so_linger is not None:

@@ -102,8 +102,29 @@ def queues(sock):
 
 
 def buffer_sizes(sock):
+    """What the kernel granted this socket: its buffer limits and its congestion control."""
     return {"rcvbuf": sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
-            "sndbuf": sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)}
+            "sndbuf": sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+            "congestion": congestion(sock)}
+
+
+def congestion(sock):
+    """The socket's congestion control algorithm, as the kernel reports it (TCP_CONGESTION)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0", 1)[0].decode()
+    except OSError:
+        return None
+
+
+def tcp_socket():
+    """A TCP socket with the congestion control the lab chose for this host (TCPLAB_CONGESTION): set per socket,
+    because a network namespace may only default to algorithms the machine allows (root may set any the kernel
+    has). Accepted sockets inherit their listener's."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    wanted = os.environ.get("TCPLAB_CONGESTION")
+    if wanted:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, wanted.encode())
+    return s
 
 
 class Events:

@@ -80,10 +80,12 @@ EVENTS = {
         "backlog": ["int", "the accept-queue limit the kernel kept: min(asked, net.core.somaxconn) (tcp_info)"],
         "rcvbuf_asked": ["int", "the --rcvbuf given (the student's input), null without it"],
         "rcvbuf": ["int", "SO_RCVBUF the kernel set on the listener (doubled, capped by rmem_max)"],
-        "sndbuf": ["int", "SO_SNDBUF of the listener"]}},
+        "sndbuf": ["int", "SO_SNDBUF of the listener"],
+        "congestion": ["str", "the listener's congestion control (TCP_CONGESTION; accepted sockets inherit it)"]}},
     "accepted": {"doc": "accept() returned a connection", "modes": None, "fields": {
         "rcvbuf": ["int", "SO_RCVBUF of the new socket"],
-        "sndbuf": ["int", "SO_SNDBUF of the new socket"]}},
+        "sndbuf": ["int", "SO_SNDBUF of the new socket"],
+        "congestion": ["str", "the new socket's congestion control (TCP_CONGESTION)"]}},
     "read": {"doc": "one recv(): what it returned, or its errno (ECONNRESET: the client reset the connection)",
              "modes": None, "fields": {
         "asked": ["int", "bytes asked"],
@@ -141,7 +143,7 @@ class Server:
 
     # -- listening --------------------------------------------------------------------------
     def listen(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = kernel.tcp_socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.args.rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.args.rcvbuf)

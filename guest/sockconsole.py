@@ -53,7 +53,7 @@ class SocketConsole(cmd.Cmd):
         if port is None:
             return
         backlog = backlog if backlog is not None else 128
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = kernel.tcp_socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("0.0.0.0", port))
@@ -82,7 +82,7 @@ class SocketConsole(cmd.Cmd):
         parts = arg.split()
         if len(parts) != 2 or not parts[1].isdigit() or not 0 < int(parts[1]) < 65536:
             return self.say("usage: connect HOST PORT (PORT 1-65535)")
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = kernel.tcp_socket()
         s.setblocking(not self.nonblocking)
         try:
             s.connect((parts[0], int(parts[1])))
@@ -139,7 +139,7 @@ class SocketConsole(cmd.Cmd):
             return self.say("usage: setsockopt rcvbuf|sndbuf N (N up to 1073741824), or setsockopt linger N|off")
         s = self.conn or self.listener
         if s is None:
-            s = self.conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = self.conn = kernel.tcp_socket()
             s.setblocking(not self.nonblocking)
         opt = socket.SO_RCVBUF if parts[0] == "rcvbuf" else socket.SO_SNDBUF
         s.setsockopt(socket.SOL_SOCKET, opt, int(parts[1]))
