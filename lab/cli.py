@@ -108,15 +108,17 @@ def cmd_cli(args):
 
 def cmd_exercises(args):
     from .classroom import list_exercises, load_exercise, variants_of
+    from .classroom.exercise import shown_values
     if args.name:
         ex = load_exercise(args.name, student=args.student)
+        if args.start:           # only the file, so that `> mine.yaml` saves it
+            print(ex.start_text, end="")
+            return 0
         print(ex.handout_text)
         if ex.values:
             print(f"\n(Your numbers, variant {ex.variant + 1} of {len(variants_of(ex.name))}: "
-                  + ", ".join(f"{k} = {v}" for k, v in ex.values.items()) + ")")
+                  + ", ".join(f"{k} = {v}" for k, v in shown_values(ex.name, ex.values).items()) + ")")
             print(f"Your start file: tcplab exercises {ex.name} --student {args.student} --start > mine.yaml")
-        if args.start:
-            print(ex.start_text)
         return 0
     for ex in list_exercises():
         varies = " (numbers differ per student)" if variants_of(ex.name) else ""
@@ -395,7 +397,7 @@ def parser():
                        "student their own numbers, drawn from their student id.")
     s.add_argument("name", nargs="?", help="an exercise: print its handout (with this student's numbers)")
     s.add_argument("--student", help="your student id (the numbers of your variant follow from it)")
-    s.add_argument("--start", action="store_true", help="also print your start scenario (save it, change it, check it)")
+    s.add_argument("--start", action="store_true", help="print only your start scenario (save it, change it, check it)")
     s.set_defaults(run=cmd_exercises)
 
     s = sub.add_parser("check", help="grade an exercise: your scenario, run for real, criterion by criterion",

@@ -77,6 +77,7 @@ Value = Union[Annotated[int, Field(ge=-(10 ** 12), le=10 ** 12)], Annotated[floa
 class VariantsSpec(Strict):
     """exercises/NAME/variants.yaml: sets of numbers, one drawn per student (each set is checked solvable)."""
     variants: List[Dict[ParamName, Value]] = Field(min_length=1, max_length=20)
+    shown: Optional[List[ParamName]] = None      # the values a student is told (default: all); others are the teacher's
 
     @model_validator(mode="after")
     def _same_names(self):
@@ -154,17 +155,29 @@ def list_exercises():
     return [load_exercise(n) for n in exercise_names()]
 
 
-def variants_of(name):
-    """[{name: value}] of an exercise's variants.yaml, or [] when every student gets the same numbers."""
+def variants_spec(name):
+    """An exercise's VariantsSpec (variants.yaml), or None when every student gets the same numbers."""
     path = EXERCISE_DIR / name / "variants.yaml"
     if not path.is_file():
-        return []
+        return None
     shown = f"exercises/{name}/variants.yaml"
     data, lines = source.load_yaml(source.read_file(path, shown), shown)
     try:
-        return VariantsSpec.model_validate(data).variants
+        return VariantsSpec.model_validate(data)
     except ValidationError as e:
         raise schema_error(e, data or {}, lines, shown) from None
+
+
+def variants_of(name):
+    """[{name: value}] of an exercise's variants, or [] when every student gets the same numbers."""
+    spec = variants_spec(name)
+    return spec.variants if spec else []
+
+
+def shown_values(name, values):
+    """The part of a variant's VALUES a student is told."""
+    spec = variants_spec(name)
+    return {k: v for k, v in values.items() if spec is None or spec.shown is None or k in spec.shown}
 
 
 def load_exercise(name, student=None, variant=None):

@@ -87,14 +87,33 @@ def _holds(condition, before, after):
     return {"<": a < v, "<=": a <= v, ">": a > v, ">=": a >= v}[op]
 
 
-def aimed_hint(criterion, start, answer):
-    """The hint of CRITERION aimed at what this answer did (its first matching `hints` entry), or its hint."""
-    a, b = flatten(start), flatten(answer)
+def predictions(sc):
+    """The bands a scenario's own checks predict, as settings for aimed hints: prediction.EVENT.FIELD.low/high."""
+    out = {}
+    for check in sc.checks:
+        if check.bounds is not None:
+            out[f"prediction.{check.path}.low"], out[f"prediction.{check.path}.high"] = check.bounds
+    return out
+
+
+def aimed_hint(criterion, start, answer, own=None):
+    """The hint of CRITERION aimed at what this answer did (its first matching `hints` entry), or its hint.
+    Conditions may name the answer's settings (flatten()) and the bands it predicts (predictions())."""
+    a = flatten(start)
+    b = {**flatten(answer), **predictions(_with_checks(answer, own))}
     for aimed in criterion.hints:
         if all(any(_holds(cond, a.get(k), b.get(k)) for k in _matching(pattern, a, b))
                for pattern, cond in aimed.when.items()):
             return aimed.hint
     return criterion.hint
+
+
+def _with_checks(sc, own):
+    if own is None:
+        return sc
+    copy = sc.model_copy()
+    copy.expect = own
+    return copy
 
 
 def _matching(pattern, a, b):
@@ -145,18 +164,19 @@ def grade(exercise, scenario_file=None, out_dir=None, progress=None):
     for c in exercise.criteria:
         if c.check:
             v = result.verdict(c.check.strip())
-            grades.append(Grade(**v.model_dump(), criterion=c.name, hint=aimed_hint(c, start, answer), kind="check"))
+            grades.append(Grade(**v.model_dump(), criterion=c.name, hint=aimed_hint(c, start, answer, own), kind="check"))
         elif c.unchanged:
             diff = changes(start, answer, exercise.knobs)
             shown = "; ".join(f"{k}: {a} -> {b}" for k, a, b in diff[:6]) + (f"; ... {len(diff) - 6} more" if len(diff) > 6 else "")
             grades.append(Grade(check="only the knobs changed", passed=not diff, observed=shown or "as given",
                                 expected="only " + (", ".join(exercise.knobs) or "nothing") + " changed",
                                 message=f"changed outside the knobs: {shown}" if diff else "ok: only the knobs changed",
-                                criterion=c.name, hint=aimed_hint(c, start, answer), kind="unchanged"))
+                                criterion=c.name, hint=aimed_hint(c, start, answer, own), kind="unchanged"))
         else:
             grades.append(_grade_prediction(c, own, result))
-            if not grades[-1].passed and c.hints:
-                grades[-1].hint = aimed_hint(c, start, answer) if aimed_hint(c, start, answer) != c.hint else grades[-1].hint
+            aimed = aimed_hint(c, start, answer, own)
+            if not grades[-1].passed and aimed != c.hint:
+                grades[-1].hint = aimed
     return result, grades
 
 
