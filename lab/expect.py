@@ -21,7 +21,7 @@ AGGREGATES = ("count", "max", "min", "sum", "first", "last", "mean")
 OPERATORS = ("==", "!=", ">=", "<=", ">", "<", "in")
 SAMPLE_FIELDS = ("accept_queue", "backlog", "connections", "recv_q", "send_q", "snd_wnd", "rcv_space",
                  "cwnd", "retrans_total", "backoff", "skmem_r", "skmem_rb", "skmem_t", "skmem_tb", "skmem_w",
-                 "notsent")
+                 "notsent", "rtt")
 
 _CHECK = re.compile(
     r"^\s*(?P<subject>[\w*+?.\-\[\]]+)\s*:\s*"

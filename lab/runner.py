@@ -99,6 +99,8 @@ def aggregate_sample(t, records, port=None):
         "snd_wnd": min((r.info.get("snd_wnd", 0) for r in conns if r.state == "ESTAB"), default=None),
         "rcv_space": max((r.info.get("rcv_space", 0) for r in conns), default=None),
         "cwnd": max((r.info.get("cwnd", 0) for r in conns), default=None),
+        # tcp_info's smoothed RTT in ms, as ss prints it; the slowest connection's (None before one exists).
+        "rtt": max((r.info["rtt"] for r in conns if "rtt" in r.info), default=None),
         "retrans_total": total([r.info.get("retrans_total", 0) for r in conns]),
         "backoff": max((r.info.get("backoff", 0) for r in conns), default=None),
         "notsent": total([r.info.get("notsent", 0) for r in conns]),
