@@ -6,7 +6,9 @@
 #   scripts/test.sh -k counters       # extra arguments go to pytest
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-"$here/scripts/install.sh"
+venv=${TCPLAB_VENV:-$here/.venv}          # the installer's venv (TCPLAB_VENV: see scripts/install.sh)
+case $venv in /*) ;; *) venv="$PWD/$venv" ;; esac
+TCPLAB_VENV=$venv "$here/scripts/install.sh"
 # Test-only tools: vagrant validates the Vagrantfile; Debian's chromium and its driver load the reports.
 need=()
 command -v vagrant >/dev/null 2>&1 || need+=(vagrant)
@@ -17,4 +19,4 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cd "$here"
-exec "$here/.venv/bin/python" -m pytest "$@"
+exec "$venv/bin/python" -m pytest "$@"
