@@ -5,7 +5,7 @@
 #   scripts/vm-check.sh                  # as root: the whole library in the VM (about 10 min under TCG)
 #   scripts/vm-check.sh --subset         # CI's subset: the netem scenario, `switch: ovs` (kernel datapath),
 #                                        # an OpenFlow scenario on the kernel datapath, two core scenarios
-#   scripts/vm-check.sh NAME|FILE...     # these scenarios only
+#   scripts/vm-check.sh NAME|FILE...     # these scenarios only (@NAME-ovs, @NAME-ovs-kernel: variants below)
 #
 # Options: --out DIR (default results/vm: results.json and reports per scenario, vm-info.json with the VM's
 # kernel, congestion control and modules, the install/doctor/run logs), --cache DIR (default
@@ -56,10 +56,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # CI's subset: the delay/loss (netem) lesson; `switch: ovs` on the kernel datapath (zero-window on an OVS
-# bridge); an OpenFlow lesson on the kernel datapath (blackhole with `switch: ovs`); two core lessons.
-SUBSET=(rtt-window zero-window listen-overflow @zero-window-ovs @blackhole-ovs-kernel)
-# The whole library, plus the two OVS kernel-datapath variants.
-ALL=(all @zero-window-ovs @blackhole-ovs-kernel)
+# bridge); an OpenFlow lesson on the kernel datapath (lost-synack, with `switch: ovs`); two core lessons.
+# @NAME-ovs is library scenario NAME on an OVS bridge (`switch: ovs`, the kernel datapath); @NAME-ovs-kernel
+# is OpenFlow scenario NAME with the lab's controller on the kernel datapath instead of the userspace one.
+SUBSET=(rtt-window zero-window listen-overflow @zero-window-ovs @lost-synack-ovs-kernel)
+# The whole library, plus variants on the kernel datapath.
+ALL=(all @zero-window-ovs @blackhole-ovs-kernel @lost-synack-ovs-kernel @rate-cap-ovs-kernel)
 if [ ${#names[@]} -eq 0 ]; then
     if [ $subset = 1 ]; then names=("${SUBSET[@]}"); else names=("${ALL[@]}"); fi
 fi
@@ -124,14 +126,19 @@ cp -a "$wheels" "$root/root/vmcheck/wheels"
 args=()
 for n in "${names[@]}"; do
     case $n in
-        @zero-window-ovs)          # the same lesson on an Open vSwitch bridge, kernel datapath
-            sed 's/^topology:/switch: ovs\ntopology:/' "$here/scenarios/zero-window.yaml" \
-                > "$root/root/vmcheck/scenarios/zero-window-ovs.yaml"
-            args+=(/root/vmcheck/scenarios/zero-window-ovs.yaml) ;;
-        @blackhole-ovs-kernel)     # OpenFlow with the lab's controller, on the kernel datapath
-            sed 's/^controller: lab/controller: lab\nswitch: ovs/' "$here/scenarios/blackhole.yaml" \
-                > "$root/root/vmcheck/scenarios/blackhole-ovs-kernel.yaml"
-            args+=(/root/vmcheck/scenarios/blackhole-ovs-kernel.yaml) ;;
+        @*-ovs-kernel)             # OpenFlow with the lab's controller, on the kernel datapath
+            base_name=${n#@}; base_name=${base_name%-ovs-kernel}
+            grep -q '^controller: lab' "$here/scenarios/$base_name.yaml" 2>/dev/null ||
+                die "$n: scenarios/$base_name.yaml is not an OpenFlow scenario (controller: lab)"
+            sed 's/^controller: lab/controller: lab\nswitch: ovs/' "$here/scenarios/$base_name.yaml" \
+                > "$root/root/vmcheck/scenarios/${n#@}.yaml"
+            args+=("/root/vmcheck/scenarios/${n#@}.yaml") ;;
+        @*-ovs)                    # the same lesson on an Open vSwitch bridge, kernel datapath
+            base_name=${n#@}; base_name=${base_name%-ovs}
+            [ -f "$here/scenarios/$base_name.yaml" ] || die "$n: no scenarios/$base_name.yaml"
+            sed 's/^topology:/switch: ovs\ntopology:/' "$here/scenarios/$base_name.yaml" \
+                > "$root/root/vmcheck/scenarios/${n#@}.yaml"
+            args+=("/root/vmcheck/scenarios/${n#@}.yaml") ;;
         *.yaml|*.yml)
             [ -f "$n" ] || die "no such scenario file: $n"
             cp "$n" "$root/root/vmcheck/scenarios/"; args+=("/root/vmcheck/scenarios/$(basename "$n")") ;;

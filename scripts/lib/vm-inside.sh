@@ -34,7 +34,8 @@ grep -E '^\s*(PASS|FAIL|ERROR|SKIP)\b|passed' "$out/run.txt" | grep -vE '^\s+(PA
     while IFS= read -r line; do say "$line"; done
 cut -d' ' -f1 /proc/modules | sort > "$out/modules.txt"
 ovs-vsctl --version > "$out/ovs-version.txt" 2>&1
-ovs-dpctl show > "$out/ovs-dpctl.txt" 2>&1
+cp /var/log/openvswitch/ovs-vswitchd.log "$out/" 2>/dev/null   # which datapath each bridge used
+dmesg > "$out/dmesg.txt" 2>&1
 /usr/bin/python3 - "$out" "$install_rc" "$doctor_rc" "$run_rc" "$t0" "$t1" "$t2" "$t3" <<'PY'
 import json, os, pathlib, platform, sys
 out = pathlib.Path(sys.argv[1])
