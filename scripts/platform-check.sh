@@ -7,7 +7,8 @@
 #
 # Options: --out DIR (default results/platform-SUITE: the logs, results of `tcplab run all`, platform.json),
 # --cache DIR (default /var/cache/tcplab; the bare debootstrap root, reused), --keep (keep the root),
-# --pytest-args "ARGS" (extra arguments for scripts/test.sh, e.g. "-x -k install").
+# --pytest-args "ARGS" (extra arguments for scripts/test.sh, e.g. "-x -k install"), --lock FILE (hold this
+# flock only while the lab runs, in step 2).
 #
 # How: a bare debootstrap root (minbase, ca-certificates, git) from this machine's package archive, cached;
 # a copy of it per run with this checkout cloned into /root/tcplab (uncommitted changes included). The
@@ -27,15 +28,16 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf 'platform-check: %s\n' "$*"; }
 die() { printf 'platform-check: %s\n' "$*" >&2; exit 2; }
 
-suite=; out=; cache=/var/cache/tcplab; keep=0; pytest_args=
+suite=; out=; cache=/var/cache/tcplab; keep=0; pytest_args=; lock=
 while [ $# -gt 0 ]; do
     case $1 in
+        --lock) lock=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --cache) cache=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         --pytest-args) pytest_args=$2; shift 2 ;;
         -h|--help) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        -*) die "unknown option '$1' (allowed: --out DIR, --cache DIR, --keep, --pytest-args ARGS)" ;;
+        -*) die "unknown option '$1' (allowed: --out DIR, --cache DIR, --keep, --pytest-args ARGS, --lock FILE)" ;;
         *) [ -z "$suite" ] || die "one suite only (got '$suite' and '$1')"; suite=$1; shift ;;
     esac
 done
@@ -127,7 +129,9 @@ say "    rc $rc1 in $((t1 - t0)) s"
 [ $rc1 = 0 ] || { tail -30 "$out/install.log" >&2; die "the installation failed"; }
 
 say "2/2 the README's commands in a fresh network namespace (log: $out/run.log)"
+if [ -n "$lock" ]; then exec 9>>"$lock"; say "    waiting for $lock"; flock 9; fi
 rc2=0; enter isolated run || rc2=$?
+if [ -n "$lock" ]; then flock -u 9; exec 9>&-; fi
 t2=$(date +%s)
 say "    rc $rc2 in $((t2 - t1)) s"
 rm -rf "$out/results"
