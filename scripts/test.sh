@@ -10,10 +10,11 @@ venv=${TCPLAB_VENV:-$here/.venv}          # the installer's venv (TCPLAB_VENV: s
 case $venv in /*) ;; *) venv="$PWD/$venv" ;; esac
 TCPLAB_VENV=$venv "$here/scripts/install.sh"
 # Test-only tools: vagrant validates the Vagrantfile; Debian's chromium and its driver load the reports;
-# dosfstools makes the symlink-refusing folder of the installer's test; debootstrap, QEMU and debugfs
-# (e2fsprogs) build and read the VM of scripts/vm-check.sh.
+# exFAT (exfatprogs, exfat-fuse) makes the symlink-refusing folder of the installer's test; debootstrap and
+# QEMU build and boot the VM of scripts/vm-check.sh.
 need=()
-command -v mkfs.vfat >/dev/null 2>&1 || need+=(dosfstools)
+command -v mkfs.exfat >/dev/null 2>&1 || need+=(exfatprogs)
+command -v mount.exfat-fuse >/dev/null 2>&1 || need+=(exfat-fuse)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v vagrant >/dev/null 2>&1 || need+=(vagrant)
