@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
         --cache) cache=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         --pytest-args) pytest_args=$2; shift 2 ;;
-        -h|--help) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/{/^set -e/d; s/^# \{0,1\}//p}' "$0"; exit 0 ;;
         -*) die "unknown option '$1' (allowed: --out DIR, --cache DIR, --keep, --pytest-args ARGS, --lock FILE)" ;;
         *) [ -z "$suite" ] || die "one suite only (got '$suite' and '$1')"; suite=$1; shift ;;
     esac

@@ -2,7 +2,7 @@
 # The lab on a second kernel: Debian 12's stock kernel (6.1: netem, fq, the openvswitch module, cubic) in a
 # QEMU VM built from the package archive. For maintainers; CI runs `--subset`.
 #
-#   scripts/vm-check.sh                  # as root: the whole library in the VM (about 10 min under TCG)
+#   scripts/vm-check.sh                  # as root: the whole library in the VM (about 6 min under TCG)
 #   scripts/vm-check.sh --subset         # CI's subset: the netem scenario, `switch: ovs` (kernel datapath),
 #                                        # an OpenFlow scenario on the kernel datapath, two core scenarios
 #   scripts/vm-check.sh NAME|FILE...     # these scenarios only (@NAME-ovs, @NAME-ovs-kernel: variants below)
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout_s=$2; shift 2 ;;
         --lock) lock=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/{/^set -e/d; s/^# \{0,1\}//p}' "$0"; exit 0 ;;
         -*) die "unknown option '$1' (allowed: --subset, --out DIR, --cache DIR, --timeout SEC, --lock FILE, --keep)" ;;
         *) names+=("$1"); shift ;;
     esac

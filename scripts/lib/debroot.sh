@@ -62,6 +62,9 @@ cached_root() {
     tmp="$root.partial"
     remove_tree "$tmp" || return 1
     echo "debootstrap $suite ($variant) from $mirror into $root (once; cached)" >&2
+    # Interrupted: unmount what debootstrap mounted in the half root and remove it (this runs in the
+    # caller's $(...) subshell, so the trap is this function's own).
+    trap 'remove_tree "$tmp"; exit 130' INT TERM HUP
     if ! debootstrap --variant="$variant" --include="$(echo $pkgs | tr ' ' ',')" "$suite" "$tmp" "$mirror" \
             > "$cache/$suite-$key.debootstrap.log" 2>&1; then
         tail -15 "$cache/$suite-$key.debootstrap.log" >&2
@@ -72,6 +75,7 @@ cached_root() {
     unmount_under "$tmp" || return 1
     touch "$tmp/.tcplab-root-complete"
     mv "$tmp" "$root"
+    trap - INT TERM HUP
     for old in "$cache/$suite"-*; do        # roots of this suite for other package lists
         case $old in "$root"|"$root".*) ;; *) [ -d "$old" ] && remove_tree "$old" ;; esac
     done
