@@ -91,7 +91,9 @@ install -m 0755 "$here/scripts/lib/platform-inside.sh" "$root/root/platform-insi
 enter() {
     local network=$1 phase=$2 netflag=--net
     [ "$network" = host ] && netflag=
-    unshare --mount --uts --ipc --pid --fork --kill-child $netflag --propagation private -- /bin/sh -c '
+    # env --default-signal: a script started in the background (`&`, nohup) hands its children SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: the lab's Ctrl-C tests would fail for that.
+    env --default-signal unshare --mount --uts --ipc --pid --fork --kill-child $netflag --propagation private -- /bin/sh -c '
         set -e
         r=$1; phase=$2
         mount --bind "$r" "$r"
