@@ -40,10 +40,11 @@ def pip(name):
     r = subprocess.run([".venv/bin/python", "-m", "pip", "show", name], capture_output=True, text=True)
     return next((l.split(": ", 1)[1] for l in r.stdout.splitlines() if l.startswith("Version: ")), None)
 release = dict(l.split("=", 1) for l in open("/etc/os-release").read().splitlines() if "=" in l)
-summary = {}
-try:
-    summary = json.load(open("/root/platform-out/results/summary.json"))
-except (OSError, ValueError):
+statuses = {}
+try:   # summary.json: one entry per scenario run, with its status
+    for entry in json.load(open("/root/platform-out/results/summary.json")):
+        statuses[entry["status"]] = statuses.get(entry["status"], 0) + 1
+except (OSError, ValueError, TypeError, KeyError):
     pass
 print(json.dumps({
     "os": release.get("PRETTY_NAME", "").strip('"'), "kernel": platform.release(),
@@ -51,7 +52,7 @@ print(json.dumps({
     "os-ken": pip("os-ken"), "eventlet": pip("eventlet"), "pyyaml": pip("PyYAML"),
     "run_all_rc": int(sys.argv[1]), "run_all_s": int(sys.argv[3]),
     "test_rc": int(sys.argv[2]), "test_s": int(sys.argv[4]),
-    "run_all_summary": {k: summary.get(k) for k in ("passed", "failed", "skipped", "errors") if k in summary},
+    "run_all_statuses": statuses,
 }, indent=1))
 PY
     [ "$run_rc" = 0 ] && [ "$test_rc" = 0 ]
