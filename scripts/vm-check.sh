@@ -170,7 +170,6 @@ ln -sf /etc/systemd/system/tcplab-vmcheck.service "$root/etc/systemd/system/mult
 echo tcplab-vm > "$root/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 tcplab-vm\n' > "$root/etc/hosts"
 # No password prompt will ever be answered: the unit does the work and powers off.
-mkdir -p "$root/etc/systemd/system/serial-getty@ttyS0.service.d"
 ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
 kernel=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -1); initrd=$(ls "$root"/boot/initrd.img-* | sort -V | tail -1)
 cp "$kernel" "$work/vmlinuz"; cp "$initrd" "$work/initrd.img"

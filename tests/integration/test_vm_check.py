@@ -2,8 +2,8 @@
 the lab there. The code paths this machine's kernel cannot run (netem delay, the OVS kernel datapath, with
 and without the lab's OpenFlow controller) run on a kernel that has them; the results come back.
 
-About 5 minutes with a cached root (8 the first time: debootstrap). scripts/test.sh installs debootstrap
-and QEMU.
+About 4 minutes with a cached root (3 min 50 s here: VM 203 s, of which the installer 128 s and the five
+scenarios 47 s), 2 more the first time (debootstrap and wheels). scripts/test.sh installs debootstrap and QEMU.
 """
 import json
 import os
@@ -35,7 +35,8 @@ def test_the_vm_runs_debian_12s_stock_kernel_with_netem_and_ovs(vm_run):
     proc, out, info = vm_run
     assert info["kernel"].startswith("6.1."), info["kernel"]
     assert info["congestion_control"] == "cubic"
-    assert {"openvswitch", "sch_netem", "tun"} <= set(info["modules"]), info["modules"]
+    # (tun loads only for OVS's userspace datapath, which the subset does not use)
+    assert {"openvswitch", "sch_netem"} <= set(info["modules"]), info["modules"]
     assert info["install_rc"] == 0, (out / "install.log").read_text()[-2000:]
     assert "FAIL" not in (out / "doctor.txt").read_text()
 
