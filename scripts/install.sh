@@ -3,12 +3,30 @@
 # Used by the README, .ci/run and the Vagrantfile. Idempotent: a second run changes nothing.
 #
 #   scripts/install.sh               # as root: apt packages, OVS daemons, venv in .venv, `tcplab` on PATH
+#   scripts/install.sh --venv DIR    # the venv in DIR instead (also: TCPLAB_VENV=DIR), e.g. outside a
+#                                    # synced folder that refuses symlinks (Vagrant's /vagrant)
+#   scripts/install.sh --no-link     # leave /usr/local/bin/tcplab alone (also: TCPLAB_NO_LINK=1)
 #
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-venv="$here/.venv"
+venv=${TCPLAB_VENV:-$here/.venv}
+link=/usr/local/bin/tcplab
+[ "${TCPLAB_NO_LINK:-0}" = 1 ] && link=
 say() { printf 'tcplab-install: %s\n' "$*"; }
+usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --venv) [ $# -ge 2 ] || { echo "tcplab-install: --venv needs a directory" >&2; exit 2; }
+                venv=$2; shift 2 ;;
+        --venv=*) venv=${1#--venv=}; shift ;;
+        --no-link) link=; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "tcplab-install: unknown argument '$1' (allowed: --venv DIR, --no-link, --help)" >&2; exit 2 ;;
+    esac
+done
+case $venv in /*) ;; *) venv="$PWD/$venv" ;; esac
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "tcplab-install: run as root (or: sudo $0): it installs apt packages and starts Open vSwitch" >&2
@@ -48,13 +66,19 @@ fi
 
 # A venv on the system Python, which sees Debian's Mininet: `python3` on PATH may be another one.
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import mininet.net' 2>/dev/null; then
+    # Replace only a venv (or an empty directory): --venv may name a directory that holds other things.
+    if [ -d "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv")" ]; then
+        echo "tcplab-install: $venv exists and is not a venv; give --venv a new or empty directory" >&2
+        exit 2
+    fi
     say "creating $venv on /usr/bin/python3"
     rm -rf "$venv"
     /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
 # Reinstall only when the package metadata changed since the last install.
+# The project's path is part of it: an editable install points at one checkout.
 stamp="$venv/.tcplab-installed"
-want=$(cat "$here/setup.cfg" "$here/pyproject.toml" | sha256sum | cut -d' ' -f1)
+want=$({ echo "$here"; cat "$here/setup.cfg" "$here/pyproject.toml"; } | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing tcplab into the venv (with test extras; log: $venv/install.log)"
     if ! { "$venv/bin/python" -m pip install --upgrade pip setuptools wheel &&
@@ -68,6 +92,13 @@ else
     say "tcplab already installed in $venv"
 fi
 
-# `tcplab` on root's PATH.
-ln -sfn "$venv/bin/tcplab" /usr/local/bin/tcplab
-say "done: try 'tcplab doctor'"
+# `tcplab` on root's PATH (unless --no-link: e.g. a test of the installer on a machine that has one).
+if [ -n "$link" ]; then
+    if [ "$(readlink "$link" 2>/dev/null)" != "$venv/bin/tcplab" ]; then
+        ln -sfn "$venv/bin/tcplab" "$link"
+        say "linked $link -> $venv/bin/tcplab"
+    fi
+    say "done: try 'tcplab doctor'"
+else
+    say "done (no link on PATH): try '$venv/bin/tcplab doctor'"
+fi

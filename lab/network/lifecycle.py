@@ -50,7 +50,8 @@ class NetworkSpec:
     args: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
     switch: str = "bridge"
-    controller: str = None                 # "lab": tcplab's os-ken controller, OVS userspace datapath
+    controller: str = None                 # "lab": tcplab's os-ken controller (OVS; userspace datapath
+                                           # unless switch is "ovs": the kernel datapath)
     host_sysctls: dict = field(default_factory=dict)   # host name or "*" -> {key: value}
 
 
@@ -296,7 +297,9 @@ class LabNetwork:
     def _switch_class(self, mn):
         from functools import partial
         if self.spec.controller:
-            return partial(mn["OVSSwitch"], datapath="user", protocols="OpenFlow13", failMode="secure")
+            # The userspace datapath works everywhere; `switch: ovs` asks for the kernel's (the module).
+            datapath = "kernel" if self.spec.switch == "ovs" else "user"
+            return partial(mn["OVSSwitch"], datapath=datapath, protocols="OpenFlow13", failMode="secure")
         if self.spec.switch in ("ovs", "ovs-user"):
             return partial(mn["OVSBridge"], datapath="user" if self.spec.switch == "ovs-user" else "kernel")
         return mn["LinuxBridge"]

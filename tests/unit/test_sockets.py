@@ -39,3 +39,12 @@ def test_sender_blocked_by_zero_window():
 
 def test_non_socket_lines_are_ignored():
     assert sockets.parse_ss("\nState Recv-Q Send-Q\n") == []
+
+
+def test_sample_rtt_is_the_slowest_connections_srtt():
+    # The captured h1 has four connections on port 9000 with srtt 0.059, 0.01, 0.008 ms and one more.
+    from lab.runner import aggregate_sample
+    conns = sockets.connections(records("h1"), port=9000)
+    expected = max(r.info["rtt"] for r in conns if "rtt" in r.info)
+    assert aggregate_sample(0.1, records("h1"), port=9000)["rtt"] == expected == 0.059
+    assert aggregate_sample(0.1, [r for r in records("h1") if r.is_listener], port=9000)["rtt"] is None

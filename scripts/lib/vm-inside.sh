@@ -1,0 +1,70 @@
+#!/bin/bash
+# Runs inside the VM that scripts/vm-check.sh boots (a systemd one-shot unit; the VM powers off after it).
+# The README's first command, `tcplab doctor`, `tcplab run` on the listed scenarios; everything it learns
+# goes to /root/vmcheck/out, which the host reads back from the powered-off disk. Lines starting with
+# VMCHECK go to the serial console, which the host shows as progress.
+set -u
+out=/root/vmcheck/out
+mkdir -p "$out"
+say() { echo "VMCHECK $*"; echo "$*" >> "$out/progress.log"; }
+export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+# The VM has no network: pip takes the wheels the host collected (the installer itself is unchanged).
+export PIP_NO_INDEX=1 PIP_FIND_LINKS=/root/vmcheck/wheels PIP_DISABLE_PIP_VERSION_CHECK=1
+
+say "booted: kernel $(uname -r), congestion control $(cat /proc/sys/net/ipv4/tcp_congestion_control), $(nproc) CPUs, up $(cut -d' ' -f1 /proc/uptime) s"
+cut -d' ' -f1 /proc/modules | sort > "$out/modules-at-boot.txt"
+ls -l /dev/net/tun > "$out/dev-net-tun.txt" 2>&1
+
+cd /root/tcplab
+t0=$(date +%s.%N)
+scripts/install.sh > "$out/install.log" 2>&1
+install_rc=$?
+t1=$(date +%s.%N)
+say "scripts/install.sh: rc $install_rc in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", b - a}') s"
+tcplab doctor > "$out/doctor.txt" 2>&1
+doctor_rc=$?
+say "tcplab doctor: rc $doctor_rc"
+mapfile -t scenarios < /root/vmcheck/scenarios.txt
+say "tcplab run ${scenarios[*]}"
+t2=$(date +%s.%N)
+tcplab run "${scenarios[@]}" --out "$out/results" > "$out/run.txt" 2>&1
+run_rc=$?
+t3=$(date +%s.%N)
+grep -E '^\s*(PASS|FAIL|ERROR|SKIP)\b|passed' "$out/run.txt" | grep -vE '^\s+(PASS|FAIL|ERROR|SKIP) in' | head -40 |
+    while IFS= read -r line; do say "$line"; done
+cut -d' ' -f1 /proc/modules | sort > "$out/modules.txt"
+ovs-vsctl --version > "$out/ovs-version.txt" 2>&1
+cp /var/log/openvswitch/ovs-vswitchd.log "$out/" 2>/dev/null   # which datapath each bridge used
+dmesg > "$out/dmesg.txt" 2>&1
+/usr/bin/python3 - "$out" "$install_rc" "$doctor_rc" "$run_rc" "$t0" "$t1" "$t2" "$t3" <<'PY'
+import json, os, pathlib, platform, sys
+out = pathlib.Path(sys.argv[1])
+install_rc, doctor_rc, run_rc = (int(x) for x in sys.argv[2:5])
+t0, t1, t2, t3 = (float(x) for x in sys.argv[5:9])
+def read(path):
+    try:
+        return pathlib.Path(path).read_text().strip()
+    except OSError:
+        return None
+release = dict(line.split("=", 1) for line in read("/etc/os-release").splitlines() if "=" in line)
+info = {
+    "kernel": platform.release(),
+    "os": release.get("PRETTY_NAME", "").strip('"'),
+    "python": platform.python_version(),
+    "congestion_control": read("/proc/sys/net/ipv4/tcp_congestion_control"),
+    "congestion_control_available": (read("/proc/sys/net/ipv4/tcp_available_congestion_control") or "").split(),
+    "qdisc_default": read("/proc/sys/net/core/default_qdisc"),
+    "cpus": os.cpu_count(),
+    "mem_total_kb": int(read("/proc/meminfo").split()[1]),
+    "modules": (out / "modules.txt").read_text().split(),
+    "modules_at_boot": (out / "modules-at-boot.txt").read_text().split(),
+    "ovs": (read(out / "ovs-version.txt") or "").splitlines()[0:1],
+    "install_rc": install_rc, "install_s": round(t1 - t0, 1),
+    "doctor_rc": doctor_rc,
+    "run_rc": run_rc, "run_s": round(t3 - t2, 1),
+    "scenarios": (pathlib.Path("/root/vmcheck/scenarios.txt").read_text().split()),
+}
+(out / "vm-info.json").write_text(json.dumps(info, indent=1) + "\n")
+PY
+say "done: install rc $install_rc, run rc $run_rc; powering off"
+sync
