@@ -43,7 +43,7 @@ def test_non_socket_lines_are_ignored():
 
 def test_sample_rtt_is_the_slowest_connections_srtt():
     # The captured h1 has four connections on port 9000 with srtt 0.059, 0.01, 0.008 ms and one more.
-    from lab.runner import aggregate_sample
+    aggregate_sample = sockets.aggregate
     conns = sockets.connections(records("h1"), port=9000)
     expected = max(r.info["rtt"] for r in conns if "rtt" in r.info)
     assert aggregate_sample(0.1, records("h1"), port=9000)["rtt"] == expected == 0.059
