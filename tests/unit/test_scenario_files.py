@@ -150,3 +150,17 @@ def test_a_trusted_topology_file_loads_and_an_untrusted_one_is_refused(tmp_path)
         library.load_scenario(str(tmp_path / "s.yaml"))
     sc = library.load_scenario(str(tmp_path / "s.yaml"), trusted=[tmp_path])
     assert sc.guests[0].host == "h3"
+
+
+def test_the_format_page_lists_every_action_kind_and_socket_field():
+    """docs/scenarios.md is the contract: a kind or field added in code without a line there fails here."""
+    from lab.actions import ACTIONS
+    from lab.expect import CHECK_KINDS, SAMPLE_FIELDS
+    page = (ROOT / "docs" / "scenarios.md").read_text()
+    for kind, cls in ACTIONS.items():
+        assert f"| `{kind}` |" in page and cls.example in page, kind
+        library.load_text("title: t\ntopology: single,2\ncontroller: lab\nguests:\n  - {name: server, host: h1, program: server}\n"
+                          f"actions:\n  - {cls.example}\nexpect:\n  - 'h1: Tcp.InSegs >= 0'\n")   # each example is valid
+    for name in SAMPLE_FIELDS:
+        assert f"`{name}`" in page, name
+    assert set(CHECK_KINDS) == {"counter", "sample", "kernel", "event"}
