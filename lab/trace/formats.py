@@ -67,3 +67,12 @@ def symbol_table(print_fmt, field_name):
     if not table:
         raise FormatError(f"the __print_symbolic table for REC->{field_name} has no numeric entries")
     return table
+
+
+def parse_many(text):
+    """Format files concatenated, each after a line "=== GROUP/NAME" -> {"GROUP:NAME": Format}."""
+    found = {}
+    for part in text.split("=== ")[1:]:
+        name, _, body = part.partition("\n")
+        found[name.strip().replace("/", ":")] = parse_format(body)
+    return found

@@ -25,6 +25,9 @@ import time
 from . import kernel, program
 
 _NOISE = ("couldn't set RLIMIT_MEMLOCK", "WARNING: Addrspace is not set")
+# Counters are kept per namespace inode for the process's lifetime; the kernel reuses inodes, so the maps
+# stay small, but a soak of 200-host runs must not hit bpftrace's default of 4096 keys per map.
+_ENV = dict(os.environ, BPFTRACE_MAP_KEYS_MAX="65536")
 
 
 class Hub:
@@ -55,7 +58,7 @@ class Hub:
         self.proc = subprocess.Popen(kernel.PRIVATE_TRACEFS + ["bpftrace", "-B", "line", "-p", str(os.getpid()),
                                                                "-e", text],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, start_new_session=True, env=_ENV)
         self._threads = [threading.Thread(target=self._read_out, daemon=True, name="trace-hub-out"),
                          threading.Thread(target=self._read_err, daemon=True, name="trace-hub-err")]
         for t in self._threads:

@@ -38,11 +38,7 @@ def formats_by_tracepoint():
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
         raise TraceError(f"cannot read the tracepoints' format files under {TRACEFS}: {last}")
-    found = {}
-    for part in proc.stdout.split("=== ")[1:]:
-        name, _, text = part.partition("\n")
-        found[name.replace("/", ":")] = formats.parse_format(text)
-    return found
+    return formats.parse_many(proc.stdout)
 
 
 @lru_cache(maxsize=1)

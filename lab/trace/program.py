@@ -14,12 +14,15 @@ files (formats.py), kernel structs from BTF (btf.py). The program is generated p
 Cost bound in the kernel: at most `rate` events per second are printed (and, counted apart, `rate` tcp_probe
 events, so per-segment samples cannot crowd out drops and resets); past it an event is only counted, per
 namespace and kind (@over). tcp_probe is filtered by port and thinned per socket to one event every
-`probe_gap` seconds (the others counted in @thin). Both maps are printed at each marker (a flush).
+`probe_gap` seconds (the others counted in @thin). @sent counts the lines printed per namespace, so that a
+run can tell lines lost on the way (perf buffer, pipe) from lines never printed. The three maps are printed
+at each marker (a flush).
 
 Markers: the tracer's own connect() to 127.0.0.1:9 from a socket bound to a chosen port fires the two marker
 probes, declared first and last. bpftrace 0.17 attaches probes in order (older versions in reverse), so once
 both have fired, every probe between them is attached; the last one also prints the counters.
 """
+import errno
 import re
 import socket
 import struct
@@ -36,13 +39,17 @@ OFFSET_PATHS = {
     "DEV_NET": "net_device.nd_net.net",
     "SKB_HEAD": "sk_buff.head",
     "SKB_NH": "sk_buff.network_header",
+    "DEV_NAME": "net_device.name",
+    "SKB_CB": "sk_buff.cb",
+    "GSO_SEGS": "tcp_skb_cb.tcp_gso_segs",         # tcp_skb_pcount(): segments in a (TSO) skb
 }
+STRING_FIELDS = {"dev"}
 
 # tag -> (tracepoint, the kind its cap counter is kept under, the fields printed after the namespace and time).
 # Arrays are printed as integers: 4 bytes (an IPv4 address) as u32, a sockaddr (28 bytes) by its first 8.
 PROBES = {
     "D": ("skb:kfree_skb", "drop", ["reason", "location"]),
-    "R": ("tcp:tcp_retransmit_skb", "retransmit", ["state", "sport", "dport", "saddr", "daddr"]),
+    "R": ("tcp:tcp_retransmit_skb", "retransmit", ["state", "sport", "dport", "saddr", "daddr", "err"]),
     "A": ("tcp:tcp_retransmit_synack", "synack-retransmit", ["sport", "dport", "saddr", "daddr"]),
     "S": ("tcp:tcp_send_reset", "reset-sent", ["state", "reason", "saddr", "daddr"]),
     "X": ("tcp:tcp_receive_reset", "reset-received", ["sport", "dport", "saddr", "daddr"]),
@@ -50,11 +57,13 @@ PROBES = {
     "P": ("tcp:tcp_probe", "probe", ["saddr", "daddr", "snd_nxt", "snd_una", "snd_wnd", "rcv_wnd", "snd_cwnd",
                                      "ssthresh", "srtt", "data_len"]),
 }
-OPTIONAL_FIELDS = {("tcp:tcp_send_reset", "reason"), ("skb:kfree_skb", "rx_sk")}
+OPTIONAL_FIELDS = {("tcp:tcp_send_reset", "reason"), ("skb:kfree_skb", "rx_sk"), ("tcp:tcp_retransmit_skb", "err")}
 TRACEPOINTS = sorted({tp for tp, _k, _f in PROBES.values()})
 CAP_KINDS = [kind for _tp, kind, _f in PROBES.values()]
 # The kinds an event can have (a retransmission from SYN_SENT is a SYN retransmission).
-KINDS = ["drop", "retransmit", "syn-retransmit", "synack-retransmit", "reset-sent", "reset-received", "state", "probe"]
+# (6.10+ also traces a retransmission that failed, with its error: "retransmit-failed".)
+KINDS = ["drop", "retransmit", "syn-retransmit", "retransmit-failed", "synack-retransmit", "reset-sent",
+         "reset-received", "state", "probe"]
 
 # include/net/tcp_states.h: stable since the states were numbered; the format files print them by symbol only.
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
@@ -117,11 +126,11 @@ def generate(plan, off, fmts):
         tp, kind, names = PROBES[tag]
         fields = field_loads(tp, fmts[tp], names) + list(extra)
         layout[tag] = [name for name, _load in fields]
-        fmt = f"{tag}\\t%u\\t%llu" + "\\t%llu" * len(fields) + "\\n"
+        fmt = f"{tag}\\t%u\\t%llu" + "".join("\\t%s" if n in STRING_FIELDS else "\\t%llu" for n, _l in fields) + "\\n"
         args = ", ".join(["$ns", "nsecs"] + [load for _name, load in fields])
         # A new one-second window resets the counters (racy across CPUs by a few events: a bound, not a count).
         return (f"if ({keep}) {{ $w = nsecs / 1000000000; if ($w != @win) {{ @win = $w; @wn = 0; @wnp = 0; }} "
-                f"if ({counter} < {rate}) {{ {counter}++; printf(\"{fmt}\", {args}); }} "
+                f"if ({counter} < {rate}) {{ {counter}++; @sent[$ns]++; printf(\"{fmt}\", {args}); }} "
                 f"else {{ @over[$ns, {CAP_KINDS.index(kind)}]++; }} }}")
 
     def head(tp):
@@ -135,25 +144,36 @@ def generate(plan, off, fmts):
                 f"printf(\"M\\t{tag}\\t%u\\t%llu\\n\", {raw(st, 'sport')}, nsecs); {then}}} }}")
 
     # The maps are declared in BEGIN: the marker's flush prints them even when nothing counted yet.
-    lines = [marker("first"), "BEGIN { @win = (uint64)0; @wn = 0; @wnp = 0; @over[(uint32)0, 0] = 0; @thin[(uint32)0] = 0; }"]
-    # Drops: the socket that was to receive the packet (rx_sk), else the packet's socket, else its device.
+    lines = [marker("first"), "BEGIN { @win = (uint64)0; @wn = 0; @wnp = 0; @over[(uint32)0, 0] = 0; @thin[(uint32)0] = 0; "
+             "@sent[(uint32)0] = 0; }"]
+    # Drops: on the host of the socket that was to receive the packet (rx_sk), else of the device the packet
+    # was on, else of the packet's socket (queued data, no device). The device comes before the packet's
+    # socket: a copy of h1's packet dropped on a switch port in the machine's namespace still carries h1's
+    # socket (OVS userspace ports are promiscuous; the machine's stack drops those copies as OTHERHOST).
     # The IPv4 header gives the addresses, and the first 4 bytes after it the ports.
     drop = "skb:kfree_skb"
     rx_sk = raw(drop, "rx_sk") if fmts[drop].has("rx_sk") else "0"
+    dev_ns = _load(32, _load(64, f"$ifc + {off['DEV_NET']}") + f" + {off['NET_INUM']}")
     lines += head(drop) + [
         f"  if ({raw(drop, 'protocol')} == {ETH_P_IP}) {{",
-        f"  $skb = {raw(drop, 'skbaddr')}; $sk = {rx_sk}; $dev = (uint64)0;",
-        "  if ($sk == 0) { $sk = " + _load(64, f"$skb + {off['SKB_SK']}") + "; }",
-        f"  if ($sk != 0) {{ $ns = {ns_of_sk('$sk')}; }} else {{ {ns_of_skb_dev('$skb')} }}",
+        f"  $skb = {raw(drop, 'skbaddr')}; $sk = {rx_sk};",
+        "  $ifc = " + _load(64, f"$skb + {off['SKB_DEV']}") + ";",
+        f"  if ($sk != 0) {{ $ns = {ns_of_sk('$sk')}; }} else if ($ifc != 0) {{ $ns = {dev_ns}; }}",
+        "  else { $sk = " + _load(64, f"$skb + {off['SKB_SK']}") + f"; if ($sk != 0) {{ $ns = {ns_of_sk('$sk')}; }} }}",
         "  $addrs = (uint64)0; $l4 = (uint64)0; $proto = (uint64)0;",
         "  $nh = " + _load(16, f"$skb + {off['SKB_NH']}") + ";",
         "  if ($nh != 0xffff) { $ip = " + _load(64, f"$skb + {off['SKB_HEAD']}") + " + $nh;",
         "    $addrs = *(uint64*)($ip + 12); $proto = *(uint8*)($ip + 9);",
         "    if ($proto == 6 || $proto == 17) { $l4 = *(uint32*)($ip + ((*(uint8*)$ip) & 0xf) * 4); } }",
-        "  " + emit("D", extra=[("proto", "$proto"), ("addrs", "$addrs"), ("ports", "$l4")]),
+        "  " + emit("D", extra=[("proto", "$proto"), ("addrs", "$addrs"), ("ports", "$l4"),
+                                ("dev", f"str($ifc + {off['DEV_NAME']})")]),
         "  }", "}",
     ]
-    for tag in ("R", "A", "X"):
+    # Retransmissions carry the segments the skb holds (a TSO skb is one event and several segments).
+    tp = PROBES["R"][0]
+    segs = _load(16, _load(64, "$a + " + str(fmts[tp].fields["skbaddr"][1])) + f" + {off['SKB_CB'] + off['GSO_SEGS']}")
+    lines += head(tp) + [f"  $ns = {ns_of_sk(raw(tp, 'skaddr'))};", "  " + emit("R", extra=[("segs", segs)]), "}"]
+    for tag in ("A", "X"):
         tp = PROBES[tag][0]
         lines += head(tp) + [f"  $ns = {ns_of_sk(raw(tp, 'skaddr'))};", "  " + emit(tag), "}"]
     # A reset sent without a socket (nothing listens there) goes to the host whose device got the segment.
@@ -181,9 +201,9 @@ def generate(plan, off, fmts):
             "  }", "}",
         ]
     done = f"printf(\"M\\tdone\\t%u\\t%llu\\n\", {raw(st, 'sport')}, nsecs); "
-    lines.append(marker("last", then="print(@over); print(@thin); " + done))
+    lines.append(marker("last", then="print(@over); print(@thin); print(@sent); " + done))
     # The maps are cleared at exit so that bpftrace does not print them again in its own format.
-    lines.append("END { clear(@over); clear(@thin); " + ("clear(@last); " if plan.ports else "")
+    lines.append("END { clear(@over); clear(@thin); clear(@sent); " + ("clear(@last); " if plan.ports else "")
                  + "delete(@win); delete(@wn); delete(@wnp); }")
     return "\n".join(line for line in lines if line) + "\n", layout
 
@@ -220,12 +240,17 @@ def _connection(v):
 
 def _drop(v, tables, symbolize):
     return {"reason": tables["drop"].get(v["reason"], f"REASON_{v['reason']}"),
-            "proto": IPPROTO.get(v["proto"], str(v["proto"])) if v["addrs"] else None,
+            "proto": IPPROTO.get(v["proto"], str(v["proto"])) if v["addrs"] else None, "dev": v.get("dev") or None,
             "location": symbolize(v["location"])}
 
 
 def _retransmit(v, _tables, _sym):
-    return {"state": _state(v["state"])}
+    out = {"state": _state(v["state"]), "segs": v["segs"]}
+    err = v.get("err", 0)
+    if err:
+        err = err - (1 << 32) if err >= 1 << 31 else err        # a negative errno, loaded as u32
+        out["err"] = errno.errorcode.get(-err, str(err))
+    return out
 
 
 def _reset_sent(v, tables, _sym):
@@ -248,7 +273,7 @@ _EXTRA = {"D": _drop, "R": _retransmit, "A": lambda *a: {}, "S": _reset_sent, "X
           "P": _probe}
 
 
-_COUNTER = re.compile(r"^@(over|thin)\[([\d, ]+)\]: (\d+)$")
+_COUNTER = re.compile(r"^@(over|thin|sent)\[([\d, ]+)\]: (\d+)$")
 
 
 def classify(line):
@@ -282,9 +307,11 @@ def parse_event(line, layout, host, tables, symbolize=hex):
     names = layout.get(tag)
     if names is None or len(f) != 3 + len(names):
         raise ValueError(f"{len(f) - 3} values for {tag!r}, expected {len(names or [])}")
-    values = dict(zip(names, (int(x) for x in f[3:])))
+    values = {n: (x if n in STRING_FIELDS else int(x)) for n, x in zip(names, f[3:])}
     kind = PROBES[tag][1]
-    if tag == "R" and values["state"] == 2:           # retransmitted from SYN_SENT: the SYN itself
+    if tag == "R" and values.get("err", 0):           # not sent (6.10+ traces the failures too)
+        kind = "retransmit-failed"
+    elif tag == "R" and values["state"] == 2:         # retransmitted from SYN_SENT: the SYN itself
         kind = "syn-retransmit"
     return {"t": int(f[2]) / 1e9, "host": host, "kind": kind, **_connection(values),
             **_EXTRA[tag](values, tables, symbolize)}

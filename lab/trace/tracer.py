@@ -6,6 +6,13 @@ samples, from the process's shared bpftrace (hub.py).
         ...                                                                         # the scenario runs
     result = tracer.result                    # TraceResult; also returned by tracer.stop()
 
+A run that must go on without tracing where it is impossible uses try_start() instead of start():
+
+    tracer = Tracer(hosts, ports={9000})
+    ok, why = tracer.try_start()              # never raises; False with the reason (not root, no bpftrace...)
+    ...
+    result = tracer.stop()                    # TraceResult(available=False, reason=why) when it did not start
+
 Mechanism: bpftrace (Debian's package). The tracepoints carry addresses and ports but no namespace; reading
 the namespace of the socket or device needs a BPF program (tracefs filters cannot follow pointers), and
 bpftrace is the packaged way to load one here (bcc compiles C against kernel headers, absent for this kernel;
@@ -75,11 +82,13 @@ class Tracer:
         self._lines, self._probe_lines = [], []
         self._over = {}
         self._base = {}
-        self._lost0 = self._err0 = 0
+        self._lost0 = self._err0 = self._received = 0
         self._attach_s = None
+        self._why_not = None
 
     def add_line(self, line, tag):
         """Called by the hub's reader thread with each event line of this run's namespaces."""
+        self._received += 1
         kept = self._probe_lines if tag == "P" else self._lines
         if len(kept) < self.cap:
             kept.append(line)
@@ -94,19 +103,32 @@ class Tracer:
         if not ok:
             raise TraceError(why)
         t0 = time.monotonic()
-        if self.shared and self.inodes is not None:
-            self.hub = hubs.acquire(self.ports, probe_gap=self.probe_gap)
+        private = not self.shared or self.inodes is None
+        if private:
+            hub = hubs.Hub(self.ports, probe_gap=self.probe_gap, include_root=self.inodes is None).start()
         else:
-            self.hub = hubs.Hub(self.ports, probe_gap=self.probe_gap, include_root=self.inodes is None).start()
-        self.hub.register(self)
+            hub = hubs.acquire(self.ports, probe_gap=self.probe_gap)
         try:
-            _t, self._base = self.hub.barrier()
+            hub.register(self)
+            _t, self._base = hub.barrier()
         except TraceError:
-            self.hub.unregister(self)
+            hub.unregister(self)
+            if private:
+                hub.stop()
             raise
+        self.hub = hub
         self._lost0, self._err0 = self.hub.lost, self.hub.stderr_count
         self._attach_s = round(time.monotonic() - t0, 3)
         return self
+
+    def try_start(self):
+        """start(), but (True, "") or (False, the reason) instead of raising; stop() then reports it."""
+        try:
+            self.start()
+        except TraceError as e:
+            self._why_not = str(e)
+            return False, self._why_not
+        return True, ""
 
     def stop(self):
         """Collect this run's events and leave the shared bpftrace running. Never raises: a failure is
@@ -114,7 +136,7 @@ class Tracer:
         if self.result is not None:
             return self.result
         if self.hub is None:
-            self.result = TraceResult(False, "not started", cap=self.cap)
+            self.result = TraceResult(False, self._why_not or "not started", cap=self.cap)
             return self.result
         errors, end = [], {}
         try:
@@ -136,7 +158,7 @@ class Tracer:
         return False
 
     def _build(self, end, errors):
-        res = TraceResult(True, cap=self.cap, attach_s=self._attach_s, lost=self.hub.lost - self._lost0)
+        res = TraceResult(True, cap=self.cap, attach_s=self._attach_s)
         tables, layout = kernel.tables(), self.hub.layout
         for line in self._lines + self._probe_lines:
             inum = int(line.split("\t", 2)[1])
@@ -146,7 +168,7 @@ class Tracer:
             except (ValueError, KeyError) as e:
                 res.errors.append(f"unparsed line {line.strip()[:120]!r}: {e}")
         res.events.sort(key=lambda e: e["t"])
-        over = dict(self._over)
+        over, sent = dict(self._over), 0
         for (name, keys), value in end.items():
             if self.inodes is not None and keys[0] not in self.inodes:
                 continue
@@ -156,6 +178,11 @@ class Tracer:
                 over[kind] = over.get(kind, 0) + grew
             elif name == "thin" and grew > 0:
                 res.probe_thinned += grew
+            elif name == "sent" and grew > 0:
+                sent += grew
+        # Lines the kernel printed for these hosts that never arrived (perf buffer overflow); bpftrace's own
+        # "Lost N events" cannot say whose they were.
+        res.lost = max(sent - self._received, 0) if end else self.hub.lost - self._lost0
         res.over_by_kind, res.dropped_by_cap = over, sum(over.values())
         new = self.hub.stderr[-min(self.hub.stderr_count - self._err0, len(self.hub.stderr)):] \
             if self.hub.stderr_count > self._err0 else []
