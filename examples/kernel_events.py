@@ -31,7 +31,8 @@ COUNTERS = ["Tcp.RetransSegs", "TcpExt.TCPSynRetrans", "Tcp.OutRsts", "Tcp.Attem
             "TcpExt.TCPLostRetransmit", "TcpExt.TCPFastRetrans", "TcpExt.TCPSlowStartRetrans",
             "TcpExt.TCPRetransFail", "TcpExt.TCPSynRetrans", "TcpExt.TCPACKSkippedSynRecv", "Tcp.InErrs",
             "TcpExt.TCPMemoryPressures", "TcpExt.TCPDSACKRecv", "TcpExt.TCPDSACKOldSent", "TcpExt.PAWSEstab",
-            "TcpExt.DelayedACKLost", "Tcp.ActiveOpens", "Tcp.PassiveOpens", "TcpExt.TCPWantZeroWindowAdv"]
+            "TcpExt.DelayedACKLost", "Tcp.ActiveOpens", "Tcp.PassiveOpens", "TcpExt.TCPWantZeroWindowAdv",
+            "TcpExt.SyncookiesRecv", "TcpExt.SyncookiesFailed"]
 
 
 def consistency(events, counters):
@@ -150,10 +151,11 @@ def main():
                    "consistency": table,
                    "dropped_by_cap": run.result_trace.dropped_by_cap, "lost": run.result_trace.lost,
                    "probe_thinned": run.result_trace.probe_thinned, "errors": run.result_trace.errors,
+                   "missed": run.result_trace.missed,
                    "t0": res.t0, "inodes": run.inodes}
         (out / f"{name}.json").write_text(json.dumps(dict(summary, events=events), indent=1))
         print(f"== {name}: {res.status}, {len(events)} events, cap {summary['dropped_by_cap']}, "
-              f"lost {summary['lost']}, errors {summary['errors'][:2]}")
+              f"lost {summary['lost']}, missed {summary['missed']}, errors {summary['errors'][:2]}")
         for failed in (x for x in res.expectations if not x["passed"]):
             print(f"  FAILED: {failed}"[:400])
         for host in sorted(set(summary["counts"]) | set(chosen)):

@@ -88,6 +88,27 @@ class Hub:
         for t in self._threads:
             t.join(5)
 
+    def missed(self):
+        """Probe runs the kernel skipped, all programs together: a tracepoint hit while another BPF program
+        runs on the same CPU is not traced (trace_call_bpf's recursion guard, counted in each program's
+        fdinfo as recursion_misses). Machine-wide, so shared by the runs reading this hub."""
+        total = 0
+        try:
+            fds = os.listdir(f"/proc/{self.proc.pid}/fd")
+        except OSError:
+            return None
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{self.proc.pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                    continue
+                with open(f"/proc/{self.proc.pid}/fdinfo/{fd}") as f:
+                    for line in f:
+                        if line.startswith("recursion_misses:"):
+                            total += int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+        return total
+
     def failure(self):
         """Why bpftrace is not running (its status and last error lines), or "" while it runs."""
         if self.alive():

@@ -44,6 +44,8 @@ class TraceResult:
     over_by_kind: dict = field(default_factory=dict)   # the same, per kind
     probe_thinned: int = 0                             # tcp_probe events left out by the per-socket gap
     lost: int = 0                                      # events the perf buffer lost while this run traced
+    missed: int = None                                 # probe runs the kernel skipped (another BPF program was
+                                                       # running on that CPU), machine-wide while this run traced
     errors: list = field(default_factory=list)         # the mechanism's own errors (bpftrace, parsing)
     attach_s: float = None                             # start() until attached, seconds (0.0x when shared)
     cap: int = 0
@@ -62,7 +64,7 @@ class TraceResult:
     def to_dict(self):
         return {"available": self.available, "reason": self.reason, "events": self.events,
                 "dropped_by_cap": self.dropped_by_cap, "over_by_kind": self.over_by_kind,
-                "probe_thinned": self.probe_thinned, "lost": self.lost, "errors": self.errors,
+                "probe_thinned": self.probe_thinned, "lost": self.lost, "missed": self.missed, "errors": self.errors,
                 "attach_s": self.attach_s, "cap": self.cap}
 
 
@@ -83,6 +85,7 @@ class Tracer:
         self._over = {}
         self._base = {}
         self._lost0 = self._err0 = self._received = 0
+        self._missed0 = None
         self._attach_s = None
         self._why_not = None
 
@@ -117,7 +120,7 @@ class Tracer:
                 hub.stop()
             raise
         self.hub = hub
-        self._lost0, self._err0 = self.hub.lost, self.hub.stderr_count
+        self._lost0, self._err0, self._missed0 = self.hub.lost, self.hub.stderr_count, self.hub.missed()
         self._attach_s = round(time.monotonic() - t0, 3)
         return self
 
@@ -144,10 +147,13 @@ class Tracer:
             _t, end = self.hub.barrier()
         except TraceError as e:
             errors.append(str(e))
+        missed = self.hub.missed()
         self.hub.unregister(self)
         if not self.shared or self.inodes is None:
             self.hub.stop()
         self.result = self._build(end, errors)
+        if missed is not None and self._missed0 is not None:
+            self.result.missed = missed - self._missed0
         return self.result
 
     def __enter__(self):
