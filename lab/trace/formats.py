@@ -7,7 +7,8 @@ reasons on different kernels; names are never hard-coded here: the kfree_skb for
 import re
 from dataclasses import dataclass, field
 
-_FIELD = re.compile(r"^\s*field:(?P<decl>[^;]+);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);\s*signed:(?P<signed>\d);")
+_FIELD = re.compile(r"^\s*field:(?P<decl>[^;]+);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
+                    r"\s*signed:(?P<signed>\d);")
 _PAIR = re.compile(r'\{\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*,\s*"([^"]*)"\s*\}')
 
 
@@ -43,7 +44,8 @@ def parse_format(text):
                 decl = m["decl"].strip()
                 # "__u8 saddr[28]" -> saddr; "const void * skaddr" -> skaddr
                 fname = re.split(r"[\s*]+", decl.split("[")[0].strip())[-1]
-                fields[fname] = (decl[: decl.rfind(fname)].strip(), int(m["offset"]), int(m["size"]), m["signed"] == "1")
+                ctype = decl[: decl.rfind(fname)].strip()
+                fields[fname] = (ctype, int(m["offset"]), int(m["size"]), m["signed"] == "1")
     if name is None or ident is None or not print_fmt:
         raise FormatError("a tracepoint format file needs 'name:', 'ID:' and 'print fmt:' lines")
     return Format(name, ident, fields, print_fmt)

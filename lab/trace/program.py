@@ -144,8 +144,8 @@ def generate(plan, off, fmts):
                 f"printf(\"M\\t{tag}\\t%u\\t%llu\\n\", {raw(st, 'sport')}, nsecs); {then}}} }}")
 
     # The maps are declared in BEGIN: the marker's flush prints them even when nothing counted yet.
-    lines = [marker("first"), "BEGIN { @win = (uint64)0; @wn = 0; @wnp = 0; @over[(uint32)0, 0] = 0; @thin[(uint32)0] = 0; "
-             "@sent[(uint32)0] = 0; }"]
+    lines = [marker("first"), "BEGIN { @win = (uint64)0; @wn = 0; @wnp = 0; "
+             "@over[(uint32)0, 0] = 0; @thin[(uint32)0] = 0; @sent[(uint32)0] = 0; }"]
     # Drops: on the host of the socket that was to receive the packet (rx_sk), else of the device the packet
     # was on, else of the packet's socket (queued data, no device). The device comes before the packet's
     # socket: a copy of h1's packet dropped on a switch port in the machine's namespace still carries h1's

@@ -62,10 +62,12 @@ def test_syn_retransmissions_of_a_listen_overflow_are_on_the_clients_and_agree_w
     syn = {h: counts.get(h, {}).get("syn-retransmit", 0) for h in hosts}
     assert sum(syn[c] for c in ("c1", "c2", "c3")) >= 1, counts
     assert syn["server"] == 0
+    assert result.missed is not None
     for h in hosts:
-        # TCPSynRetrans counts SYNs and SYN-ACKs retransmitted; the events name which.
+        # TCPSynRetrans counts SYNs and SYN-ACKs retransmitted; the events name which. They agree exactly
+        # unless the kernel skipped probe runs (another BPF program on that CPU: `missed`, machine-wide).
         events = syn[h] + counts.get(h, {}).get("synack-retransmit", 0)
-        assert events == counter(moved[h], "TcpExt.TCPSynRetrans"), (h, counts.get(h))
+        assert events <= counter(moved[h], "TcpExt.TCPSynRetrans") <= events + result.missed, (h, counts.get(h))
     for e in result.events:
         assert t_start <= e["t"] <= t_end                     # CLOCK_MONOTONIC, as time.monotonic()
         if e["kind"] == "syn-retransmit":
@@ -102,16 +104,14 @@ def test_past_the_cap_events_are_counted_not_kept():
         with trace.Tracer(_inodes(lab), cap=5) as capped:
             _refused_connects(lab, "h2", "h1", 4)
     everything, kept = full.result, capped.result
-    assert len(everything.events) >= 16 and everything.dropped_by_cap == 0
-    assert len(kept.events) == 5
-    # The same traffic again: what was not kept was counted, kind by kind.
-    assert kept.dropped_by_cap == len(everything.events) - 5
-    total = {}
-    for e in everything.events:
-        total[e["kind"]] = total.get(e["kind"], 0) + 1
-    for e in kept.events:
-        total[e["kind"]] -= 1
-    assert {k: v for k, v in total.items() if v} == kept.over_by_kind
+    assert everything.dropped_by_cap == 0 and len(kept.events) == 5
+    assert kept.dropped_by_cap == sum(kept.over_by_kind.values()) >= 4 * 5 - 5
+    # The same 4 refused connects again: what was not kept was counted, kind by kind (kinds that only these
+    # connects produce: 2 state changes and a reset received on h2, a reset sent on h1, per connect).
+    for kind, per_connect in (("state", 2), ("reset-received", 1), ("reset-sent", 1)):
+        in_full = sum(1 for e in everything.events if e["kind"] == kind)
+        assert in_full == 4 * per_connect
+        assert sum(1 for e in kept.events if e["kind"] == kind) + kept.over_by_kind.get(kind, 0) == in_full
 
 
 @needs_trace
