@@ -160,12 +160,15 @@ def generate(plan, off, fmts):
         "  $ifc = " + _load(64, f"$skb + {off['SKB_DEV']}") + ";",
         f"  if ($sk != 0) {{ $ns = {ns_of_sk('$sk')}; }} else if ($ifc != 0) {{ $ns = {dev_ns}; }}",
         "  else { $sk = " + _load(64, f"$skb + {off['SKB_SK']}") + f"; if ($sk != 0) {{ $ns = {ns_of_sk('$sk')}; }} }}",
-        "  $addrs = (uint64)0; $l4 = (uint64)0; $proto = (uint64)0;",
+        "  $addrs = (uint64)0; $l4 = (uint64)0; $proto = (uint64)0; $lens = (uint64)0;",
         "  $nh = " + _load(16, f"$skb + {off['SKB_NH']}") + ";",
         "  if ($nh != 0xffff) { $ip = " + _load(64, f"$skb + {off['SKB_HEAD']}") + " + $nh;",
         "    $addrs = *(uint64*)($ip + 12); $proto = *(uint8*)($ip + 9);",
-        "    if ($proto == 6 || $proto == 17) { $l4 = *(uint32*)($ip + ((*(uint8*)$ip) & 0xf) * 4); } }",
-        "  " + emit("D", extra=[("proto", "$proto"), ("addrs", "$addrs"), ("ports", "$l4"),
+        "    $ihl = ((*(uint8*)$ip) & 0xf) * 4; $lens = ((uint64)*(uint16*)($ip + 2) << 16) | ($ihl << 8);",
+        "    if ($proto == 6 || $proto == 17) { $l4 = *(uint32*)($ip + $ihl); }",
+        # IP total length, header length and TCP header length: the payload the dropped segment carried.
+        "    if ($proto == 6) { $lens = $lens | ((*(uint8*)($ip + $ihl + 12) >> 4) * 4); } }",
+        "  " + emit("D", extra=[("proto", "$proto"), ("addrs", "$addrs"), ("ports", "$l4"), ("lens", "$lens"),
                                 ("dev", f"str($ifc + {off['DEV_NAME']})")]),
         "  }", "}",
     ]
@@ -239,7 +242,10 @@ def _connection(v):
 
 
 def _drop(v, tables, symbolize):
-    return {"reason": tables["drop"].get(v["reason"], f"REASON_{v['reason']}"),
+    lens = v.get("lens", 0)
+    total = socket.ntohs(lens >> 16 & 0xFFFF)           # the IP total length, in network order
+    payload = total - (lens >> 8 & 0xFF) - (lens & 0xFF) if v["proto"] == 6 and total else None
+    return {"reason": tables["drop"].get(v["reason"], f"REASON_{v['reason']}"), "payload": payload,
             "proto": IPPROTO.get(v["proto"], str(v["proto"])) if v["addrs"] else None, "dev": v.get("dev") or None,
             "location": symbolize(v["location"])}
 

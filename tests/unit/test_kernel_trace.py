@@ -129,7 +129,7 @@ def test_the_program_reads_fields_at_the_format_files_offsets_and_filters_in_the
     assert "pid == 4242" in text and text.count("M\\tfirst") == 1 and text.count("M\\tlast") == 1
     assert text.index("M\\tfirst") < text.index("tracepoint:skb:kfree_skb") < text.index("M\\tlast")
     assert layout["R"] == ["state", "sport", "dport", "saddr", "daddr", "err", "segs"]
-    assert layout["D"] == ["reason", "location", "proto", "addrs", "ports", "dev"]
+    assert layout["D"] == ["reason", "location", "proto", "addrs", "ports", "lens", "dev"]
     assert set(layout) == set(program.PROBES)
 
 
@@ -152,7 +152,7 @@ def test_without_ports_there_is_no_tcp_probe_and_an_old_kernel_lacks_only_option
 # -- what the program prints -----------------------------------------------------------------------------
 LINES = [line for line in (DATA / "bpftrace-lines.txt").read_text().splitlines(keepends=True)
          if not line.startswith("#")]
-INODE = 4026532322                      # the throwaway namespace of the capture (see capture_lines.py)
+INODE = 4026547480                      # the throwaway namespace of the capture (see capture_lines.py)
 TABLES = {"drop": formats.symbol_table(FORMATS["skb:kfree_skb"].print_fmt, "reason"),
           "reset": formats.symbol_table(FORMATS["tcp:tcp_send_reset"].print_fmt, "reason")}
 LAYOUT = _program(ports=frozenset({9000}))[1]
@@ -167,22 +167,24 @@ def test_captured_lines_decode_to_events_with_the_kernels_names():
     kinds = [e["kind"] for e in events]
     assert kinds.count("syn-retransmit") == 2 and kinds.count("probe") == 3 and kinds.count("state") == 12
     syn = next(e for e in events if e["kind"] == "syn-retransmit")
-    assert syn == {"t": 4144.188059336, "host": "h1", "kind": "syn-retransmit", "saddr": "127.0.0.1",
-                   "daddr": "127.0.0.1", "sport": 33316, "dport": 9000, "state": "SYN_SENT", "segs": 1}
-    refused = [e for e in events if e["kind"] == "reset-sent" and e["reason"] == "NO_SOCKET"]
-    assert refused == [{"t": 4145.709864922, "host": "h1", "kind": "reset-sent", "saddr": "127.0.0.1",
-                        "daddr": "127.0.0.1", "sport": 9999, "dport": 42178, "state": None,
-                        "reason": "NO_SOCKET"}]
+    assert syn == {"t": 4695.580088745, "host": "h1", "kind": "syn-retransmit", "saddr": "127.0.0.1",
+                   "daddr": "127.0.0.1", "sport": 51330, "dport": 9000, "state": "SYN_SENT", "segs": 1}
+    resets = [e for e in events if e["kind"] == "reset-sent"]
+    assert resets[0] == {"t": 4697.077334831, "host": "h1", "kind": "reset-sent", "saddr": "127.0.0.1",
+                         "daddr": "127.0.0.1", "sport": 9999, "dport": 46830, "state": None, "reason": "NO_SOCKET"}
+    # the listener's process exits: the connection it never accepted, with 20 kB unread, is reset
+    assert (resets[1]["state"], resets[1]["reason"], resets[1]["sport"]) == ("CLOSE", "TCP_STATE", 9000)
     drop = next(e for e in events if e["kind"] == "drop" and e["reason"] == "NO_SOCKET")
-    assert (drop["saddr"], drop["sport"], drop["daddr"], drop["dport"]) == ("127.0.0.1", 42178, "127.0.0.1", 9999)
+    assert (drop["saddr"], drop["sport"], drop["daddr"], drop["dport"]) == ("127.0.0.1", 46830, "127.0.0.1", 9999)
     assert drop["proto"] == "tcp" and drop["dev"] == "lo" and drop["location"] == "fn@ffffffff82033251"
+    assert drop["payload"] == 0                 # a SYN
     purge = next(e for e in events if e["kind"] == "drop" and e["reason"] == "QUEUE_PURGE")
-    assert purge["dev"] is None                 # data never sent has no device
+    assert purge["dev"] is None and purge["payload"] == 20000      # the unread data, never on a device again
     probe = next(e for e in events if e["kind"] == "probe")
-    assert probe == {"t": 4143.175045842, "host": "h1", "kind": "probe", "saddr": "127.0.0.1",
-                     "daddr": "127.0.0.1", "sport": 9000, "dport": 33312, "snd_nxt": 1668117446,
-                     "snd_una": 1668117446, "snd_wnd": 65536, "rcv_wnd": 65483, "snd_cwnd": 10,
-                     "ssthresh": 2147483647, "data_len": 20000, "srtt_us": 35}
+    assert probe == {"t": 4694.575324444, "host": "h1", "kind": "probe", "saddr": "127.0.0.1",
+                     "daddr": "127.0.0.1", "sport": 9000, "dport": 51320, "snd_nxt": 3040741266,
+                     "snd_una": 3040741266, "snd_wnd": 65536, "rcv_wnd": 65483, "snd_cwnd": 10,
+                     "ssthresh": 2147483647, "data_len": 20000, "srtt_us": 59}
     listen = events[0]
     assert (listen["old"], listen["new"], listen["sport"], listen["saddr"]) == ("CLOSE", "LISTEN", 9000, "127.0.0.1")
 
