@@ -117,10 +117,13 @@ def flood():
                               "errors": res.errors[:2]}), flush=True)
 
 
+ORDER = (False, True)
+
+
 def library_wall():
     names = [e.name for e in library.list_scenarios()]
     out = {}
-    for traced in (False, True):
+    for traced in ORDER:
         t = time.monotonic()
         statuses = []
         for name in names:
@@ -137,8 +140,11 @@ def library_wall():
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "attach"
+    if sys.argv[2:] == ["traced-first"]:
+        ORDER = (True, False)
     ok, why = trace.available()
     if not ok:
         sys.exit(f"tracing unavailable: {why}")
     {"attach": attach, "storm": lambda: storm(int(sys.argv[2]) if len(sys.argv) > 2 else 200),
      "flood": flood, "library": library_wall}[what]()
+    # `library traced-first` runs the traced pass first, to see the order's effect
