@@ -227,7 +227,8 @@ def cmd_run(args):
         print(f"        {r.status} in {r.wall_s:.1f} s{_detail(r)}  -> {run.folder / 'report.html'}", flush=True)
 
     try:
-        suite = run_suite(scenarios, args.out, args.repeat, args.capture, args.trust, start, step, done)
+        suite = run_suite(scenarios, args.out, args.repeat, args.capture, args.trust, start, step, done,
+                          trace=not args.no_trace)
     except KeyboardInterrupt:
         print(f"        interrupted: partial results are in {args.out}; the network was removed", flush=True)
         raise
@@ -370,6 +371,9 @@ def parser():
     s.add_argument("--repeat", type=_count, default=1, metavar="N",
                    help="run each scenario N times; prints each check's pass rate and the spread of its observed value")
     s.add_argument("--quiet", action="store_true", help="only one line per scenario and the summary")
+    s.add_argument("--no-trace", action="store_true",
+                   help="do not record the kernel's own events (drops with their reasons, retransmissions, resets: "
+                   "bpftrace on tracepoints); checks over them are then not judged")
     s.add_argument("--strict", action="store_true",
                    help="exit 3 when anything was skipped (a scenario the kernel cannot run, a check not judged); CI uses it")
     _trust_option(s)

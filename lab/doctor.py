@@ -117,8 +117,15 @@ def run_checks():
         return checks
     checks += [check_ovs(), check_bridge(),
                check_qdisc("htb", "bandwidth shaping"), check_qdisc("tbf", "bandwidth shaping"),
-               check_netem(), check_osken(), check_leftovers()]
+               check_netem(), check_osken(), check_trace(), check_leftovers()]
     return checks
+
+
+def check_trace():
+    """The kernel event stream (bpftrace on tracepoints): why not, when not. Runs go on without it."""
+    from .trace import check
+    status, detail, fix = check()
+    return Check("kernel events", status, detail, fix)
 
 
 def can_run(checks):

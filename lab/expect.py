@@ -9,7 +9,8 @@ A check reads like the sentence a teacher would write:
     h2: max sockets.send_q where t>2 >= 1000000      filtered by time (t: seconds since the timeline began)
     reader: max read.blocked_s in [0.9, 1.6]         an aggregate, within a band
     server: max sockets.accept_queue == 5            socket samples of a host (ss), aggregated
-    server: kernel.drop.LISTEN_OVERFLOW >= 1         the kernel's own events on a host (tracepoints)
+    server: kernel.drop.TCP_LISTEN_OVERFLOW >= 1     the kernel's own events on a host (tracepoints), with
+    server: kernel.drop.TCP_LISTEN_OVERFLOW+NO_SOCKET >= 1     a drop's reason, or any of several
     h1: first listening.backlog == 128 ± 0           a tolerance
 
 Aggregates: count, max, min, sum, first, last, mean. Operators: == != >= <= > < in.
@@ -34,7 +35,7 @@ SAMPLE_FIELDS = ("accept_queue", "backlog", "connections", "recv_q", "send_q", "
 _CHECK = re.compile(
     r"^\s*(?P<subject>[\w*+?.\-\[\]]+)\s*:\s*"
     r"(?:(?P<agg>" + "|".join(AGGREGATES) + r")\s+)?"
-    r"(?P<path>[A-Za-z][\w.\-]*)"
+    r"(?P<path>[A-Za-z][\w.\-]*(?:\+[A-Z][A-Z0-9_]*)*)"
     r"(?:\s+where\s+(?P<where>\w+[=<>][\w.\-]+(?:\s*,\s*\w+[=<>][\w.\-]+)*))?"
     r"\s*(?P<op>==|!=|>=|<=|>|<|\bin\b)\s*(?P<value>.+?)\s*$")
 _NUMBER = r"-?\d{1,15}(?:\.\d{1,9})?(?:e-?\d{1,3})?"
@@ -198,17 +199,18 @@ class KernelCheck(CheckKind):
         if check.agg:
             raise CheckSyntaxError(f"{check.path}: kernel events are counted and summed over the hosts; drop {check.agg!r}")
         parts = check.path.split(".")
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[1] != "drop"):
-            raise CheckSyntaxError(f"{check.path}: expected kernel.KIND or kernel.drop.REASON")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[1] != "drop") or ("+" in parts[1]):
+            raise CheckSyntaxError(f"{check.path}: expected kernel.KIND, kernel.drop.REASON or kernel.drop.REASON+REASON")
 
     def resolve(self, check, world):
         parts = check.path.split(".")
         if world.kernel_kinds is not None and parts[1] not in world.kernel_kinds:
             raise CheckSyntaxError(f"{check.path}: no kernel event kind {parts[1]!r}{suggest(parts[1], world.kernel_kinds)}"
                                    f" (kinds: {', '.join(world.kernel_kinds)})")
-        if len(parts) == 3 and world.drop_reasons is not None and parts[2] not in world.drop_reasons:
-            raise CheckSyntaxError(f"{check.path}: this kernel has no drop reason {parts[2]!r}"
-                                   f"{suggest(parts[2], world.drop_reasons)}")
+        for reason in (parts[2].split("+") if len(parts) == 3 else ()):
+            if world.drop_reasons is not None and reason not in world.drop_reasons:
+                raise CheckSyntaxError(f"{check.path}: this kernel has no drop reason {reason!r}"
+                                       f"{suggest(reason, world.drop_reasons)}")
 
     def observe(self, check, obs):
         if obs.get("kernel") is None:
@@ -218,7 +220,7 @@ class KernelCheck(CheckKind):
         for h in check.names:
             value = obs["kernel"].get(h, {}).get(parts[1], 0)
             if len(parts) == 3:
-                value = (value or {}).get(parts[2], 0) if isinstance(value, dict) else 0
+                value = sum((value or {}).get(r, 0) for r in parts[2].split("+")) if isinstance(value, dict) else 0
             elif isinstance(value, dict):
                 value = sum(value.values())
             total += value

@@ -106,23 +106,25 @@ def facts_for(sc, trusted=()):
                             sysctl_keys=kernel_sysctl_keys(), events=declared_events(),
                             check_guest_args=check_guest_args, guest_args=guest_arg_models(),
                             kernel_kinds=_kernel_kinds(),
-                            drop_reasons=_drop_reasons())
+                            drop_reasons=_drop_reasons() if any(c.kind == "kernel" for c in sc.checks) else None)
 
 
 def _kernel_kinds():
-    try:
-        from .trace import KINDS
-    except ImportError:
-        return None
+    from .trace.program import KINDS
     return list(KINDS)
 
 
 def _drop_reasons():
-    try:
-        from .trace import drop_reason_names
-    except ImportError:
-        return None
-    return drop_reason_names()
+    """This kernel's drop reason names (they differ between kernels), or None when they cannot be read here
+    (not root, no tracefs): then a reason in a check is not checked for typos, and the check is not judged
+    at run time unless the tracer runs."""
+    if "drops" not in _cache:
+        try:
+            from .trace.kernel import tables
+            _cache["drops"] = sorted(set(tables()["drop"].values()))
+        except Exception:  # noqa: BLE001 (reading the format files needs root and tracefs)
+            _cache["drops"] = None
+    return _cache["drops"]
 
 
 def load_scenario(ref, trusted=()):

@@ -24,6 +24,7 @@ from .scenario import substitute
 from .sysctl import CONGESTION, DEFAULT_CONGESTION, MACHINE_RECORDED
 
 READY_TIMEOUT = 10.0
+TRACE_CAP = 20000          # kernel events kept per run (tcp_probe samples are capped apart); past it: counted
 
 
 def network_spec(sc, trusted=()):
@@ -114,8 +115,9 @@ class Sampler(threading.Thread):
 class ScenarioRun:
     """One run of one scenario. `execute()` returns a Result; results are written by the caller."""
 
-    def __init__(self, sc, progress=None, trusted=(), capture_dir=None):
+    def __init__(self, sc, progress=None, trusted=(), capture_dir=None, trace=True):
         self.sc = sc
+        self.trace = trace              # the kernel's event stream (lab/trace), where the kernel allows
         self.progress = progress or (lambda text: None)
         self.trusted = trusted
         self.lab = None
@@ -145,6 +147,9 @@ class ScenarioRun:
                 self.congestion = res.congestion = apply_congestion(lab, sc)
                 res.hosts = {h: HostResult(ip=ip, sysctls=lab.effective_sysctls[h]) for h, ip in self.addresses.items()}
                 res.machine = hostcfg.read_machine_sysctls(MACHINE_RECORDED)
+                tracer = self._start_tracer(lab)
+                # The event stream covers exactly the counters' window: started before "before", stopped
+                # right after "after", so the two accounts of the same run can be compared.
                 before = {h: counters.read_host_counters(lab.host(h).pid) for h in self.addresses}
                 try:
                     self._timeline()
@@ -152,6 +157,7 @@ class ScenarioRun:
                     # Read counters when the timeline ends, before teardown: stopping a server closes its
                     # listener, and the RSTs that sends are not part of the lesson.
                     after = {h: counters.read_host_counters(lab.host(h).pid) for h in self.addresses}
+                    self._stop_tracer(tracer)
                     self._stop_all()
                     for h in self.addresses:
                         res.hosts[h].counters = CounterSet(before=before[h], after=after[h],
@@ -170,6 +176,53 @@ class ScenarioRun:
         finally:
             res.wall_s = round(time.monotonic() - wall, 3)
         return res
+
+    def _start_tracer(self, lab):
+        from . import trace
+        if not self.trace:
+            self.result.trace = {"available": False, "reason": "tracing was turned off (--no-trace)"}
+            return None
+        ports = {self.sc.sample.port} if self.sc.sample and self.sc.sample.port else set(self._server_ports())
+        tracer = trace.Tracer({h: trace.netns_inode(lab.host(h).pid) for h in lab.host_names()}, ports=ports,
+                              cap=TRACE_CAP)
+        ok, why = tracer.try_start()
+        if not ok:
+            self.result.trace = {"available": False, "reason": why}
+            return None
+        return tracer
+
+    def _server_ports(self):
+        from .guests import parsed_args
+        for g in self.sc.guests:
+            if g.program == "server":
+                try:
+                    yield int(parsed_args(g.program, g.argv).get("port"))
+                except (LabError, TypeError, ValueError):
+                    continue
+
+    def _stop_tracer(self, tracer):
+        if tracer is None:
+            return
+        got = tracer.stop()
+        res, t0 = self.result, self.t0 or 0
+        res.trace = {"available": got.available, "reason": got.reason, "events": len(got.events),
+                     "dropped_by_cap": got.dropped_by_cap, "over_by_kind": got.over_by_kind,
+                     "probe_thinned": got.probe_thinned, "lost": got.lost, "missed": got.missed,
+                     "errors": got.errors[:10], "cap": got.cap}
+        if not got.available:
+            return
+        res.kernel_events = [dict(e, t=round(e["t"] - t0, 6)) for e in got.events]
+        for host, counts in got.counts().items():
+            nested = {}
+            for key, n in counts.items():
+                if key.startswith("drop."):
+                    nested.setdefault("drop_reasons", {})[key[5:]] = n
+                else:
+                    nested[key] = n
+            if "drop_reasons" in nested:
+                nested["drop"] = nested.pop("drop_reasons")
+            if host in res.hosts:
+                res.hosts[host].kernel = nested
 
     def _check_can_run(self):
         sc = self.sc
@@ -325,10 +378,10 @@ def capture_excerpt(path, limit=15):
     return "\n".join(lines[:limit]) + more
 
 
-def run_scenario(sc, out_dir=None, progress=None, capture=False, trusted=()):
+def run_scenario(sc, out_dir=None, progress=None, capture=False, trusted=(), trace=True):
     """Run one validated Scenario; write results.json, junit.xml and report.html into OUT_DIR when given."""
     from .report import write_report
-    run = ScenarioRun(sc, progress, trusted, Path(out_dir) if capture and out_dir is not None else None)
+    run = ScenarioRun(sc, progress, trusted, Path(out_dir) if capture and out_dir is not None else None, trace)
     try:
         result = run.execute()
     finally:

@@ -115,7 +115,8 @@ def _fresh(folder, repeat):
                 shutil.rmtree(old)
 
 
-def run_suite(scenarios, out, repeat=1, capture=False, trusted=(), on_start=None, on_step=None, on_done=None):
+def run_suite(scenarios, out, repeat=1, capture=False, trusted=(), on_start=None, on_step=None, on_done=None,
+              trace=True):
     """Run each scenario REPEAT times under OUT/NAME[/run-K]; call ON_START(n, total, sc), ON_STEP(text) and
     ON_DONE(run) as it goes. Writes OUT/junit.xml, OUT/summary.json and OUT/index.html (merged with earlier
     runs' entries in the same OUT)."""
@@ -132,7 +133,7 @@ def run_suite(scenarios, out, repeat=1, capture=False, trusted=(), on_start=None
             folder = base / f"run-{k}" if repeat > 1 else base
             if on_start:
                 on_start(n, total, sc)
-            result = run_scenario(sc, folder, on_step, capture=capture, trusted=trusted)
+            result = run_scenario(sc, folder, on_step, capture=capture, trusted=trusted, trace=trace)
             run = Run(sc.name, sc.title, result, folder, k)
             suite.runs.append(run)
             if on_done:

@@ -35,7 +35,7 @@ fi
 
 # Packages: Mininet comes from the distribution, built for /usr/bin/python3 (with mnexec).
 pkgs=(mininet openvswitch-switch bridge-utils iproute2 ethtool tcpdump iperf3 iptables
-      iputils-ping net-tools procps kmod python3 python3-venv python3-pip python3-yaml)
+      iputils-ping net-tools procps kmod python3 python3-venv python3-pip python3-yaml bpftrace)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

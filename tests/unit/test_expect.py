@@ -46,6 +46,7 @@ def verdict(text, obs=OBS):
     ("server: sum read.got where t>5 == 0", 0, True),          # the sum over no event of a finished guest
     ("h1: kernel.drop.LISTEN_OVERFLOW == 4", 4, True),
     ("h1: kernel.drop >= 5", 5, True),
+    ("h1: kernel.drop.LISTEN_OVERFLOW+TCP_ZEROWINDOW == 5", 5, True),
     ("h1: kernel.retransmit == 2", 2, True),
     ("c1: kernel.drop.LISTEN_OVERFLOW == 0", 0, True),         # the tracer ran and saw none there
 ])
@@ -90,7 +91,8 @@ def test_missing_sample_values_are_not_zero():
     ("c: x.y in 3", "'in' takes a band"),
     ("c: x.y == abc", "'abc' is not a number"),
     ("h1: max kernel.drop == 1", "kernel events are counted"),
-    ("h1: kernel.drop.a.b == 1", "expected kernel.KIND or kernel.drop.REASON"),
+    ("h1: kernel.drop.a.b == 1", "expected kernel.KIND, kernel.drop.REASON"),
+    ("h1: kernel.retransmit+X == 1", "expected kernel.KIND, kernel.drop.REASON"),
     ("c: x.y == 1" + "0" * 600, "at most 500 characters"),
 ])
 def test_syntax_errors(text, error):
@@ -108,6 +110,7 @@ def test_syntax_errors(text, error):
     ("h1: TcpExt.ListenOverflow >= 1", "no such counter (did you mean TcpExt.ListenOverflows"),
     ("h1: kernel.dorp >= 1", "did you mean drop"),
     ("h1: kernel.drop.LISTEN_OVERFLOWS >= 1", "did you mean LISTEN_OVERFLOW"),
+    ("h1: kernel.drop.TCP_ZEROWINDOW+NOPE >= 1", "no drop reason 'NOPE'"),
     ("c1: max sockets.send_q > 0", "sample.hosts does not list them"),
 ])
 def test_resolve_names_what_exists(text, error):
