@@ -187,3 +187,51 @@ def topology(nodes, links):
 
 _TEXT = f"font-family:sans-serif;font-size:{graphlayout.FONT_PX}px;fill:#333"
 _HALO = "paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round"
+
+
+def time_sequence(title, sent, acked, window, marks=(), zero_spans=()):
+    """The Stevens / tcptrace time-sequence graph: bytes sent (SENT: [(t, seq)]), acknowledged (ACKED) and the
+    receive-window limit (WINDOW: ack + window), against time; MARKS: [(t, seq, label, tooltip)] drawn as
+    crosses (retransmissions, window probes); ZERO_SPANS: [(t1, t2)] shaded (the peer's window was zero)."""
+    points = [p for s in (sent, acked, window) for p in s]
+    if not points:
+        return ""
+    xmax = _nice(max(t for t, _ in points) or 1)
+    # The window limit can leap far above what was ever sent once a reader drains its buffer: the axis
+    # follows the data (the window line is clipped at the top).
+    ymax = _nice(max([y for _, y in sent + acked] + [1]) * 1.25)
+    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+
+    def px(x):
+        return PAD_L + pw * min(x, xmax) / xmax
+
+    def py(y):
+        return PAD_T + ph - ph * min(y, ymax) / ymax
+
+    body = []
+    for t1, t2 in zero_spans:
+        body.append(f'<rect x="{px(t1):.1f}" y="{PAD_T}" width="{max(1.0, px(t2) - px(t1)):.1f}" height="{ph}" '
+                    f'fill="#fdecea"><title>zero window {t1:.2f}-{t2:.2f} s</title></rect>')
+    legend = []
+    for i, (label, pts, color, width) in enumerate((("sent (snd_nxt)", sent, COLORS[0], 2),
+                                                   ("acknowledged (snd_una)", acked, COLORS[2], 2),
+                                                   ("window limit (snd_una + snd_wnd)", window, COLORS[1], 1))):
+        if not pts:
+            continue
+        path, prev = [], None
+        for x, y in pts:
+            if prev is not None:
+                path.append(f"{px(x):.1f},{py(prev):.1f}")
+            path.append(f"{px(x):.1f},{py(y):.1f}")
+            prev = y
+        dash = ' stroke-dasharray="5 3"' if i == 2 else ""
+        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="{width}"{dash} points="{" ".join(path)}"/>')
+        legend.append(f'<text x="{PAD_L + 6}" y="{PAD_T + 14 + 14 * len(legend)}" fill="{color}">{escape(label)}</text>')
+    for t, y, label, tip in marks:
+        x, yy = px(t), py(y)
+        body.append(f'<g class="mark"><path d="M{x - 4:.1f},{yy - 4:.1f}L{x + 4:.1f},{yy + 4:.1f}M{x - 4:.1f},{yy + 4:.1f}'
+                    f'L{x + 4:.1f},{yy - 4:.1f}" stroke="#000" stroke-width="1.5"/><title>{escape(tip)}</title></g>')
+    if marks:
+        labels = sorted({m[2] for m in marks})
+        legend.append(f'<text x="{PAD_L + 6}" y="{PAD_T + 14 + 14 * len(legend)}">x: {escape(", ".join(labels))}</text>')
+    return _frame(title, "seconds", "bytes (relative sequence)", xmax, ymax, "".join(body + legend))

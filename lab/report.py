@@ -88,37 +88,34 @@ def narrative(result):
     return " ".join(s)
 
 
-KERNEL_WORDS = {"drop": "dropped", "retransmit": "retransmitted", "syn-retransmit": "retransmitted its SYN",
-                "synack-retransmit": "retransmitted its SYN-ACK", "reset-sent": "sent", "reset-received": "received"}
-
-
 def kernel_said(result):
-    """'What the kernel said': drops by reason with their time span, retransmissions, resets, per host."""
+    """'What the kernel said': per host, drops by reason with their time span, retransmissions and resets."""
     if not result.kernel_events:
         return ""
     parts = []
     for host in result.hosts:
         mine = [e for e in result.kernel_events if e.get("host") == host]
-        if not mine:
-            continue
         bits = []
         reasons = {}
         for e in mine:
-            if e.get("kind") == "drop":
+            if e.get("kind") == "drop" and e.get("reason") not in ("NOT_SPECIFIED", "QUEUE_PURGE"):
                 reasons.setdefault(e.get("reason", "?"), []).append(e.get("t", 0))
         for reason, ts in sorted(reasons.items(), key=lambda x: -len(x[1])):
-            span = f" between {min(ts):.2f} and {max(ts):.2f} s" if len(ts) > 1 else f" at {ts[0]:.2f} s"
-            bits.append(f"dropped {len(ts)} packet{'s' if len(ts) > 1 else ''} ({reason}){span}")
-        for kind, noun in (("syn-retransmit", "its SYN"), ("synack-retransmit", "its SYN-ACK"),
-                           ("retransmit", "a segment"), ("reset-sent", "RST"), ("reset-received", "RST")):
+            span = f"between {min(ts):.2f} and {max(ts):.2f} s" if len(ts) > 1 else f"at {ts[0]:.2f} s"
+            bits.append(f"dropped {_times(len(ts), 'packet')} ({reason}) {span}")
+        for kind, words in (("syn-retransmit", "retransmitted its SYN"), ("synack-retransmit", "retransmitted its SYN-ACK"),
+                            ("retransmit", "retransmitted data"), ("reset-sent", "sent a reset"),
+                            ("reset-received", "received a reset")):
             n = sum(e.get("kind") == kind for e in mine)
             if n:
-                verb = "sent" if kind == "reset-sent" else "received" if kind == "reset-received" else "retransmitted"
-                bits.append(f"{verb} {noun} {n} time{'s' if n > 1 else ''}" if "RST" not in noun
-                            else f"{verb} {n} RST{'s' if n > 1 else ''}")
+                bits.append(f"{words} {_times(n, 'time')}")
         if bits:
-            parts.append(f"{host} " + "; ".join(bits))
-    return ("The kernel said: " + "; ".join(parts) + ".") if parts else ""
+            parts.append(f"{host} " + ", ".join(bits))
+    return ("What the kernel said: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _times(n, noun):
+    return f"{n} {noun}{'s' if n != 1 else ''}" if noun != "time" else ("once" if n == 1 else "twice" if n == 2 else f"{n} times")
 
 
 def _topology_svg(result):
@@ -143,7 +140,7 @@ def _plots(result):
         if pts and not series:
             series[f"{host} (ss)"] = pts
             backlog = max(x["backlog"] for x in samples if x.get("backlog") is not None)
-    if series:
+    if series and any(y for pts in series.values() for _, y in pts):
         hlines = [(backlog, f"backlog {backlog}"), (backlog + 1, "backlog + 1")] if backlog is not None else []
         out.append(plots.line_plot("Accept queue length over time", series, ylabel="connections", hlines=hlines))
     queues = {}
@@ -192,7 +189,68 @@ def _plots(result):
             lanes.append((f"{host} kernel", marks))
     if lanes:
         out.insert(0, plots.timeline("Events per guest and host over time", lanes, t_end))
+    graph = time_sequence(result)
+    if graph:
+        out.insert(1 if lanes else 0, graph)
     return out
+
+
+def main_connection(result):
+    """The connection that moved the most data, from tcp_probe: (host, local, peer, [probe events])."""
+    flows = {}
+    for e in result.kernel_events:
+        if e.get("kind") == "probe" and e.get("snd_nxt") is not None:
+            key = (e.get("host"), f"{e.get('saddr')}:{e.get('sport')}", f"{e.get('daddr')}:{e.get('dport')}")
+            flows.setdefault(key, []).append(e)
+    if not flows:
+        return None
+
+    def moved(events):
+        return (events[-1]["snd_una"] - events[0]["snd_una"]) % (1 << 32)
+    key, events = max(flows.items(), key=lambda kv: moved(kv[1]))
+    return (*key, events) if moved(events) > 0 else None
+
+
+def time_sequence(result):
+    """The time-sequence graph of the main connection (from tcp_probe): sent, acknowledged, the window limit,
+    retransmissions and zero-window probes marked, zero-window periods shaded."""
+    found = main_connection(result)
+    if not found:
+        return ""
+    host, local, peer, events = found
+    base = events[0]["snd_una"]
+
+    def rel(seq):
+        return (seq - base) % (1 << 32)
+    sent = [(e["t"], rel(e["snd_nxt"])) for e in events]
+    acked = [(e["t"], rel(e["snd_una"])) for e in events]
+    window = [(e["t"], rel(e["snd_una"]) + e["snd_wnd"]) for e in events]
+
+    def una_at(t):
+        before = [y for x, y in acked if x <= t]
+        return before[-1] if before else 0
+    lport, pport = local.rsplit(":", 1)[1], peer.rsplit(":", 1)[1]
+    marks = []
+    for e in result.kernel_events:
+        same = {str(e.get("sport")), str(e.get("dport"))} == {lport, pport}
+        if not same:
+            continue
+        if e.get("host") == host and e.get("kind") == "retransmit":
+            marks.append((e["t"], una_at(e["t"]), "retransmission", f"{e['t']:.3f} s retransmission ({e.get('segs')} segments)"))
+        elif e.get("host") != host and e.get("kind") == "drop" and e.get("reason") == "TCP_OLD_SEQUENCE":
+            marks.append((e["t"], una_at(e["t"]), "zero-window probe (dropped as old)",
+                          f"{e['t']:.3f} s the peer dropped an old-sequence segment: a window probe"))
+    spans, start = [], None
+    for e in events:
+        if e["snd_wnd"] == 0 and start is None:
+            start = e["t"]
+        elif e["snd_wnd"] != 0 and start is not None:
+            spans.append((start, e["t"]))
+            start = None
+    if start is not None:
+        spans.append((start, events[-1]["t"]))
+    return plots.time_sequence(f"Time-sequence graph: {host} {local} -> {peer} (tcp_probe)", sent, acked, window,
+                               marks, spans)
 
 
 def counter_matrix(result, main=True):

@@ -130,3 +130,37 @@ def test_index_links_every_report(reports):
     for name in ("zero-window", "listen-overflow", "hostile"):
         assert f"href='{name}/report.html'" in html
     assert "ListenOverflows" in html
+
+
+def test_zero_window_report_has_a_time_sequence_graph_flat_at_the_window(reports, browser, tmp_path):
+    """The Stevens graph from tcp_probe: while the receiver's window is zero, the window limit sits on what was
+    acknowledged (nothing more may be sent), and the graph is drawn, not blank."""
+    from PIL import Image
+
+    from lab import report
+    from lab.results import Result
+    result = Result.from_json(reports / "zero-window" / "results.json")
+    assert result.trace["available"], result.trace
+    host, local, peer, probes = report.main_connection(result)
+    assert host == "h2" and peer.endswith(":9000")
+    zero = [e for e in probes if e["snd_wnd"] == 0]
+    assert zero, "the sender saw a zero window in tcp_probe"
+    assert all(e["snd_una"] + e["snd_wnd"] == e["snd_una"] for e in zero)
+    browser.get((reports / "zero-window/report.html").as_uri())
+    graph = next(p for p in browser.find_elements("css selector", "svg.plot")
+                 if p.get_attribute("aria-label").startswith("Time-sequence graph"))
+    assert len(graph.find_elements("css selector", "polyline")) == 3
+    shot = tmp_path / "tsg.png"
+    graph.screenshot(str(shot))
+    image = Image.open(shot).convert("RGB")
+    colors = image.getcolors(maxcolors=1 << 16) or []
+    assert sum(n for n, c in colors if c != (255, 255, 255)) > 0.02 * image.width * image.height
+
+
+def test_the_report_says_what_the_kernel_said(reports):
+    from lab.results import Result
+    result = Result.from_json(reports / "listen-overflow" / "results.json")
+    html = (reports / "listen-overflow" / "report.html").read_text()
+    assert "What the kernel said:" in html and "retransmitted its SYN" in html
+    assert "<th class=num>server</th>" in html            # one matrix: a column per host
+    assert result.host("c1").kernel.get("syn-retransmit", 0) == result.host("c1").counter("TcpExt.TCPSynRetrans")
