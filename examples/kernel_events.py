@@ -74,7 +74,7 @@ class TracedRun(ScenarioRun):
     tracer = None
     hosts_only = False       # True: the run's tracer as tcplab will use it (its hosts, the shared bpftrace)
 
-    def _timeline(self, addresses):
+    def _timeline(self):
         self.inodes = {h: trace.netns_inode(self.lab.host(h).pid) for h in self.lab.host_names()}
         self.ports_prefix = self.lab.run_id
         self.trace_t0 = time.monotonic()
@@ -83,7 +83,7 @@ class TracedRun(ScenarioRun):
         else:
             self.tracer = trace.Tracer(None, ports={9000, 9001}, cap=200000, shared=False).start()
         try:
-            super()._timeline(addresses)
+            super()._timeline()
         finally:
             self.result_trace = self.tracer.stop()
 
@@ -136,14 +136,14 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for name in args.names or [e.name for e in library.list_scenarios()]:
         sc = library.load_scenario(name)
-        run = TracedRun(sc)
+        run = TracedRun(sc, trace=False)     # this example attaches its own tracer around the timeline
         run.hosts_only = args.hosts_only
         res = run.execute()
         if res.skipped or res.error or run.tracer is None:
             print(f"== {name}: {res.status} {res.skipped or res.error or ''}")
             continue
         events = attribute(run)
-        deltas = {h: v["counters"]["delta"] for h, v in res.hosts.items()}
+        deltas = {h: v.counters.delta for h, v in res.hosts.items() if v.counters is not None}
         chosen = {h: {c: deltas[h].get(c.split(".")[0], {}).get(c.split(".")[1], 0) for c in COUNTERS} for h in deltas}
         chosen = {h: {c: v for c, v in cs.items() if v} for h, cs in chosen.items()}
         table = {h: consistency([e for e in events if e["host"] == h], chosen.get(h, {})) for h in deltas}
@@ -156,8 +156,8 @@ def main():
         (out / f"{name}.json").write_text(json.dumps(dict(summary, events=events), indent=1))
         print(f"== {name}: {res.status}, {len(events)} events, cap {summary['dropped_by_cap']}, "
               f"lost {summary['lost']}, missed {summary['missed']}, errors {summary['errors'][:2]}")
-        for failed in (x for x in res.expectations if not x["passed"]):
-            print(f"  FAILED: {failed}"[:400])
+        for failed in (v for v in res.expectations if not v.passed):
+            print(f"  FAILED: {failed.message}"[:400])
         for host in sorted(set(summary["counts"]) | set(chosen)):
             print(f"  {host}: events {summary['counts'].get(host, {})}")
             print(f"  {' ' * len(host)}  counters {chosen.get(host, {})}")

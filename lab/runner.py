@@ -65,11 +65,8 @@ def shape_links(lab, links):
 def congestion_available(name):
     """Whether this kernel offers congestion control NAME: loaded, built in, or a module it can load."""
     import platform
-    try:
-        if name in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split():
-            return True
-    except OSError:
-        return False
+    if name in read_proc("net/ipv4/tcp_available_congestion_control").split():
+        return True
     base = Path("/lib/modules") / platform.release()
     for index in ("modules.builtin", "modules.dep"):
         try:
