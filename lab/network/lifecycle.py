@@ -20,6 +20,7 @@ import resource
 import signal
 import subprocess
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from shutil import which
 
@@ -28,7 +29,7 @@ from .. import topology
 from ..errors import EnvironmentProblem, LabError
 from ..runrecord import RunRecord
 from .probes import OVS_FIX, ovs_kernel_module, ovs_running
-from .teardown import cleanup_dead_runs, remove_run
+from .teardown import MARKER, cleanup_dead_runs, remove_run, run_values
 
 # Command -> Debian package, checked before anything is built.
 REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
@@ -127,13 +128,20 @@ def _mininet_classes():
             self.record.add_process(node.pid, f"controller node {name}")
             return node
 
-        def stop(self):
-            super().stop()
-            # Mininet's RemoteController.stop() does nothing, so its node's shell would outlive the network.
-            for node in self.controllers:
-                node.terminate()
+        def release(self):
+            """After remove_run() killed every process: close the shells' ptys and reap them."""
+            for node in self.hosts + self.switches + self.controllers:
                 if node.shell:
-                    node.shell.wait(5)
+                    try:
+                        node.stdin.close()
+                        os.close(node.slave)
+                    except OSError:
+                        pass
+                    try:
+                        node.shell.wait(5)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    node.shell = None
 
     return dict(Mininet=LabMininet, TCLink=TCLink, LinuxBridge=LinuxBridge, OVSBridge=OVSBridge,
                 OVSSwitch=OVSSwitch, RemoteController=RemoteController, setLogLevel=setLogLevel)
@@ -150,8 +158,8 @@ class LabNetwork:
         self.net = None
         self.controller = None
         self.effective_sysctls = {}
-        self.machine_before = {}
         self.processes = []
+        self.teardown_report = None     # remove_run()'s: refused processes, machine sysctls restored or left
         self._old_handlers = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -171,65 +179,62 @@ class LabNetwork:
         cleanup_dead_runs()
         mn = _mininet_classes()
         mn["setLogLevel"](self.log_level)
-        self.record = RunRecord.create(self.purpose or spec.topology)
-        self.machine_before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
-        self.record.machine_sysctls = self.machine_before
-        self.record.switches = [self.record.run_id + s for s in topo.switches()]
-        if spec.controller or spec.switch != "bridge":
-            self.record.ovs_bridges = list(self.record.switches)   # recorded before OVS creates them
-        self.record.save()
         self._trap_sigterm()
         try:
-            if spec.controller:
-                from ..controller.process import ControllerProcess
-                self.controller = ControllerProcess().start(self.record)
-            self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
-                                     switch=self._switch_class(mn), link=mn["TCLink"],
-                                     waitConnected=False)
-            self.net.topo = topo
-            if self.controller:
-                self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
-                                       port=self.controller.of_port)
-            self.net.build()
-            self.record.root_interfaces = sorted(
-                intf for sw in self.net.switches for intf in sw.intfNames() if intf != "lo")
-            self.record.save()
-            self.net.start()
-            if self.controller or spec.switch == "ovs-user":
-                self._offload_off()
-            if self.controller:
-                self.controller.wait_switches(len(self.net.switches))
-            self._tune_hosts()
+            # No window: the record exists exactly when self.record is set (a signal here waits).
+            with deferred_signals():
+                self.record = new_record(self.purpose or spec.topology, topo,
+                                         ovs=bool(spec.controller or spec.switch != "bridge"))
+            with run_marker(self.record.run_id):
+                self._build(mn, topo)
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _build(self, mn, topo):
+        spec = self.spec
+        if spec.controller:
+            from ..controller.process import ControllerProcess
+            self.controller = ControllerProcess().start(self.record)
+        self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
+                                 switch=self._switch_class(mn), link=mn["TCLink"], waitConnected=False)
+        self.net.topo = topo
+        if self.controller:
+            self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
+                                   port=self.controller.of_port)
+        self.net.build()
+        self.net.start()
+        if self.controller or spec.switch == "ovs-user":
+            self._offload_off()
+        if self.controller:
+            self.controller.wait_switches(len(self.net.switches))
+        self._tune_hosts()
+
     def stop(self):
-        """Stop everything this run started and verify the machine is as it was. Safe to call twice."""
+        """Stop everything this run started and verify the machine is as it was. Safe to call twice.
+        SIGINT, SIGTERM and SIGHUP arriving meanwhile wait until the cleanup is complete, then act."""
         if self.record is None:
+            self._restore_sigterm()
             return
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:
-            if self.net is not None:
+            with deferred_signals():
                 try:
-                    self.net.stop()
-                except Exception:  # noqa: BLE001 (the record-based removal below still runs)
-                    pass
-            if self.controller:
-                self.controller.stop()
-            remove_run(self.record)
-            for proc in self.processes:   # reap: they were killed with their host
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
+                    if self.controller:
+                        self.controller.stop()
+                finally:
+                    self.teardown_report = remove_run(self.record)
+                    if self.net is not None:
+                        self.net.release()
+                    for proc in self.processes:   # reap: they were killed with their host
+                        try:
+                            proc.wait(5)
+                        except subprocess.TimeoutExpired:
+                            pass
+                    self.processes = []
+                    self.net = None
+                    self.record = None
         finally:
-            self.processes = []
-            self.net = None
-            self.record = None
-            if old_int is not None:
-                signal.signal(signal.SIGINT, old_int)
             self._restore_sigterm()
 
     # -- what scenarios and the CLI use -----------------------------------------------------
@@ -261,6 +266,7 @@ class LabNetwork:
     def start_process(self, host_name, argv, **popen_kwargs):
         """Start ARGV inside a host, in its own session (Ctrl-C reaches the lab, not the guest)."""
         host = self.host(host_name)
+        popen_kwargs["env"] = {**(popen_kwargs.get("env") or os.environ), MARKER: self.record.run_id}
         proc = subprocess.Popen(["mnexec", "-da", str(host.pid), *argv], **popen_kwargs)
         self.processes.append(proc)
         self.record.add_process(proc.pid, f"process on {host_name}: {argv[0]}")
@@ -354,6 +360,62 @@ def shape_commands(dev, bw=None, delay=None, loss=None, burst=None):
     if netem:
         commands.append(f"tc qdisc replace dev {dev} parent 5:1 handle 10: netem {netem}")
     return commands
+
+
+def new_record(purpose, topo, ovs):
+    """A run record naming, before anything exists, every switch and root-namespace interface the run
+    will create: Mininet names switch ports <switch>-eth<port>, with the topology's port numbers."""
+    record = RunRecord.create(purpose)
+    record.machine_sysctls = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    record.machine_run_values = run_values(record.machine_sysctls)
+    record.switches = [record.run_id + s for s in topo.switches()]
+    if ovs:
+        record.ovs_bridges = list(record.switches)
+    for _, _, info in topo.links(withInfo=True):
+        for end in ("1", "2"):
+            if topo.isSwitch(info["node" + end]):
+                record.root_interfaces.append(f"{record.run_id}{info['node' + end]}-eth{info['port' + end]}")
+    record.save()
+    return record
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def deferred_signals():
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done, then deliver them (KeyboardInterrupt,
+    Terminated, or the default action). A deferring handler, not a blocked mask: a signal sent to the
+    process may be delivered to any thread (guests' readers), and Python runs handlers in the main thread."""
+    if not _main_thread():
+        yield
+        return
+    pending = []
+    old = {}
+    try:
+        for sig in _SIGNALS:
+            old[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
+
+
+@contextmanager
+def run_marker(run_id):
+    """Everything started meanwhile (shells, switches, the controller) carries TCPLAB_RUN=<run id> in its
+    environment: cleanup signals only processes that carry their run's marker."""
+    old = os.environ.get(MARKER)
+    os.environ[MARKER] = run_id
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(MARKER, None)
+        else:
+            os.environ[MARKER] = old
 
 
 def _main_thread():
