@@ -29,6 +29,7 @@ from .. import topology
 from ..errors import EnvironmentProblem, LabError
 from ..runrecord import RunRecord
 from .probes import OVS_FIX, ovs_kernel_module, ovs_running
+from .shells import FastShell
 from .teardown import MARKER, cleanup_dead_runs, remove_run, run_values
 
 # Command -> Debian package, checked before anything is built.
@@ -81,7 +82,7 @@ def _mininet_classes():
     from mininet.link import Link, TCLink
     from mininet.log import setLogLevel
     from mininet.net import Mininet
-    from mininet.node import OVSBridge, OVSSwitch, RemoteController
+    from mininet.node import Host, OVSBridge, OVSSwitch, RemoteController
     from mininet.nodelib import LinuxBridge
     from mininet.util import ensureRoot
 
@@ -143,8 +144,19 @@ def _mininet_classes():
                         pass
                     node.shell = None
 
-    return dict(Mininet=LabMininet, TCLink=TCLink, LinuxBridge=LinuxBridge, OVSBridge=OVSBridge,
-                OVSSwitch=OVSSwitch, RemoteController=RemoteController, setLogLevel=setLogLevel)
+    return dict(Mininet=LabMininet, TCLink=TCLink, Host=_bounded(Host), LinuxBridge=_bounded(LinuxBridge),
+                OVSBridge=_bounded(OVSBridge), OVSSwitch=_bounded(OVSSwitch),
+                RemoteController=_bounded(RemoteController), setLogLevel=setLogLevel)
+
+
+_BOUNDED = {}
+
+
+def _bounded(cls):
+    """CLS with a shell whose start cannot hang (shells.FastShell); one subclass per Mininet class."""
+    if cls not in _BOUNDED:
+        _BOUNDED[cls] = type("Lab" + cls.__name__, (FastShell, cls), {})
+    return _BOUNDED[cls]
 
 
 class LabNetwork:
@@ -197,7 +209,7 @@ class LabNetwork:
         if spec.controller:
             from ..controller.process import ControllerProcess
             self.controller = ControllerProcess().start(self.record)
-        self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
+        self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None, host=mn["Host"],
                                  switch=self._switch_class(mn), link=mn["TCLink"], waitConnected=False)
         self.net.topo = topo
         if self.controller:
