@@ -253,7 +253,8 @@ def parser():
                        description="Measure how fast, how big and how robust tcplab is on this machine (about 15 "
                        "minutes with the defaults). Figures, not pass/fail: goals are stated beside them.")
     s.add_argument("--only", help="comma-separated sections: lifecycle,library,storm,throughput,soak")
-    s.add_argument("--sizes", default="2,50,200", help="host counts for the lifecycle section (default 2,50,200)")
+    s.add_argument("--sizes", default="2,50,200,1000",
+                   help="host counts for the lifecycle section (default 2,50,200,1000)")
     s.add_argument("--rounds", type=int, default=3, help="alternating rounds per size (default 3; medians)")
     s.add_argument("--clients", type=int, default=200, help="client hosts in the storm (default 200)")
     s.add_argument("--soak", type=int, default=200, help="consecutive runs in the soak (default 200)")

@@ -54,6 +54,7 @@ def spawn(node, mnopts=None):
     node.lastPid = None
     node.readbuf = ""
     node.waiting = True
+    node.starting = True
     node._shell_output = ""
     # Typed ahead: the tty holds the line until bash reads it after its first prompt; a second prompt
     # then says it ran.
@@ -85,7 +86,7 @@ def wait_shells(nodes, timeout=None):
                 data = b""
             node._shell_output += node.decoder.decode(data)
             if node._shell_output.count(PROMPT) >= 2:
-                node.waiting = False
+                node.waiting = node.starting = False
                 node.readbuf = ""
                 poller.unregister(fd)
                 del waiting[fd]
@@ -112,7 +113,7 @@ def describe(failed):
 def stop_unstarted(nodes):
     """Kill the shells of NODES that never came up (our own children: by their Popen), and reap them."""
     for node in nodes:
-        if node.shell and node.waiting:
+        if node.shell and getattr(node, "starting", False):
             if node.shell.poll() is None:
                 node.shell.kill()
             node.shell.wait(5)
@@ -126,6 +127,17 @@ class FastShell:
     class, construction only spawns; wait_shells() then waits for a whole network's shells at once."""
 
     defer = False
+    starting = False
+
+    def sendCmd(self, *args, **kwargs):  # noqa: N802
+        # A command before the shell's prompt (a switch's `ifconfig lo up` at construction): wait for it.
+        if self.starting:
+            try:
+                wait_shells([self])
+            except ShellStartError:
+                stop_unstarted([self])
+                raise
+        return super().sendCmd(*args, **kwargs)
 
     def startShell(self, mnopts=None):  # noqa: N802 (Mininet's API)
         if self.shell:

@@ -58,27 +58,32 @@ def _netns_inode(pid):
         return None
 
 
-def _processes_by_netns(inodes):
-    """{netns inode: {pid: start}} for the given namespaces, in one pass over /proc."""
-    found = {inode: {} for inode in inodes}
-    if not found:
-        return found
+def _run_processes(inodes, run_id):
+    """{pid: start} of every process inside the namespaces INODES or carrying RUN_ID's marker in its
+    environment (a shell spawned just before a SIGKILL, not yet journaled), in one pass over /proc."""
+    marker = f"{MARKER}={run_id}".encode()
+    found = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            inode = _netns_inode(entry)
-            if inode in found:
-                start = process_start_time(entry)
-                if start is not None:
-                    found[inode][int(entry)] = start
+        if not entry.isdigit():
+            continue
+        if _netns_inode(entry) in inodes or _environ_has(entry, marker):
+            start = process_start_time(entry)
+            if start is not None:
+                found[int(entry)] = start
     return found
 
 
-def _has_marker(pid, run_id):
+def _environ_has(pid, marker):
     try:
-        env = Path(f"/proc/{pid}/environ").read_bytes()
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
     except OSError:
         return False
-    return f"{MARKER}={run_id}".encode() in env.split(b"\0")
+    return marker in env and marker in env.split(b"\0")
+
+
+def _has_marker(pid, run_id):
+    return _environ_has(pid, f"{MARKER}={run_id}".encode())
 
 
 def _signal(pid, start, sig=signal.SIGKILL, check=None):
@@ -118,7 +123,12 @@ def _wait_gone(processes, timeout):
 def kill_processes(record):
     """SIGKILL the run's recorded processes and everything inside its hosts' namespaces; wait until they
     are gone. Returns descriptions of recorded processes refused (not the run's)."""
-    root_inode = _netns_inode(1)
+    # Namespaces that are never a host's: this process's own and PID 1's (when readable; /proc/1/ns may be
+    # closed to us, and then None must not make every namespace look like a host's). Only a namespace that
+    # is neither is swept.
+    shared = {_netns_inode("self"), _netns_inode(1)} - {None}
+    if not shared:
+        raise OSError("cannot read this process's own network namespace: nothing is swept")
     refused, hosts, killed = [], {}, {}
     for pid_text, info in record.processes.items():
         pid, start = int(pid_text), info["start"]
@@ -130,14 +140,14 @@ def kill_processes(record):
             continue
         inode = _netns_inode(pid)
         # A host owns its namespace: everything inside it is the run's (guests, shells' children).
-        if info["role"].startswith("host") and inode and inode != root_inode:
+        if info["role"].startswith("host") and inode is not None and inode not in shared:
             hosts[inode] = (pid, start)
         elif _signal(pid, start, check=lambda p: _has_marker(p, record.run_id)):
             killed[pid] = start
-    for inode, members in _processes_by_netns(hosts).items():
-        for pid, start in members.items():
-            if _signal(pid, start, check=lambda p, i=inode: _netns_inode(p) == i):
-                killed[pid] = start
+    for pid, start in _run_processes(set(hosts), record.run_id).items():
+        if pid not in killed and pid != os.getpid() and _signal(
+                pid, start, check=lambda p: _netns_inode(p) in hosts or _has_marker(p, record.run_id)):
+            killed[pid] = start
     left = _wait_gone(killed, timeout=10)
     refused += [f"process {pid}: still running 10 s after SIGKILL" for pid in left]
     return refused

@@ -45,10 +45,18 @@ def test_hosts_that_cannot_start_fail_the_run_quickly_with_the_cause(tmp_path, h
     fake.write_text(FAKE.format(action=ACTIONS[how], real=real))
     fake.chmod(0o755)
     links = set(os.listdir("/sys/class/net"))
+    # A bystander in the root namespace: the shell that "never answers" also sits there, named as a host,
+    # and cleanup must kill that one process, never sweep the namespace it shares with the machine.
+    bystander = subprocess.Popen(["sleep", "614"])
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TCPLAB_RUN_DIR": str(run_dir)}
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "lab.cli", "run", "partial-read", "--out", str(tmp_path / "out"),
-                          "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    try:
+        out = subprocess.run([sys.executable, "-m", "lab.cli", "run", "partial-read", "--out", str(tmp_path / "out"),
+                              "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+        assert bystander.poll() is None, "cleanup killed a process that was not the run's"
+    finally:
+        bystander.kill()
+        bystander.wait()
     took = time.monotonic() - t0
     assert took < 20, f"{took:.1f} s: the failure must come within a few seconds"
     text = out.stdout + out.stderr
