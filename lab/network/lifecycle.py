@@ -234,7 +234,16 @@ class LabNetwork:
             self._shape_intf(intf, bw, delay, loss, burst)
 
     def _shape_intf(self, intf, bw=None, delay=None, loss=None, burst=None):
-        for command in shape_commands(intf.name, bw, delay, loss, burst):
+        commands = shape_commands(intf.name, bw, delay, loss, burst)
+        if bw:
+            # htb cannot be "replaced" by itself (the kernel refuses to change it): when the link is shaped
+            # already, only its class (and netem under it) change, and nothing queued is dropped.
+            now = intf.node.cmd(f"tc qdisc show dev {intf.name}")
+            if "qdisc htb 5: root" in now:
+                commands = commands[1:]
+                if "qdisc netem 10: parent 5:1" in now and not (delay or loss):
+                    commands.append(f"tc qdisc del dev {intf.name} parent 5:1 handle 10:")
+        for command in commands:
             _check(intf.node.cmd(command), intf)
 
     # -- internals ---------------------------------------------------------------------------

@@ -35,13 +35,14 @@ def probe_qdisc(kind):
     """Whether the kernel accepts qdisc KIND (htb, tbf, netem) on a veth pair. htb is tried with the lab's
     own commands at the lowest and highest rates it supports (0.1 Mbit/s and 10 Gbit/s), in silence."""
     from .lifecycle import shape_commands      # late: lifecycle imports this module
-    htb = " && ".join(cmd for bw in (0.1, 10000) for cmd in shape_commands("tlpa", bw=bw))
+    htb = " && ".join(shape_commands("tlpa", bw=0.1) + shape_commands("tlpb", bw=10000))
     commands = {
         "htb": htb,
         "tbf": "tc qdisc add dev tlpa root tbf rate 10mbit burst 15k latency 50ms",
         "netem": "tc qdisc add dev tlpa root netem delay 1ms loss 1%",
     }
-    return _in_throwaway_netns(f"ip link add tlpa type veth peer name tlpb && ip link set tlpa up && {commands[kind]}",
+    return _in_throwaway_netns("ip link add tlpa type veth peer name tlpb && ip link set tlpa up && "
+                               f"ip link set tlpb up && {commands[kind]}",
                                quiet=kind == "htb")
 
 
