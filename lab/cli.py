@@ -40,21 +40,20 @@ def cmd_doctor(args):
 
 
 def cmd_cleanup(args):
-    from .network import cleanup_dead_runs, leftovers
-    from .runrecord import all_records
+    from .network import check_report, cleanup_dead_runs
     if args.check:
-        found = []
-        for record in all_records():
-            state = "running" if record.owner_alive() else "dead"
-            items = leftovers(record)
-            found.append(record)
-            print(f"{record.run_id} ({state}, {record.purpose}): {', '.join(items) or 'nothing left'}")
-        if not found:
-            print("no run records: nothing to clean")
+        print("\n".join(check_report()))
         return 0
     removed = cleanup_dead_runs()
     print(f"removed what {len(removed)} dead run(s) left: {', '.join(removed)}" if removed
           else "nothing to clean: no dead run left state behind (live runs are left alone)")
+    for problem in getattr(removed, "problems", []):
+        print(f"corrupt record skipped (not acted on): {problem}")
+    for run_id, report in getattr(removed, "reports", {}).items():
+        for line in report["refused"] + [f"interface {n} could not be removed" for n in report["interfaces_left"]]:
+            print(f"{run_id}: {line}")
+        for key, (was, now) in report["sysctls"]["left"].items():
+            print(f"{run_id}: machine sysctl {key} changed during the run by someone else (was {was}, now {now}): left")
     return 0
 
 
@@ -429,7 +428,8 @@ def parser():
                        description="Measure how fast, how big and how robust tcplab is on this machine (about 15 "
                        "minutes with the defaults). Figures, not pass/fail: goals are stated beside them.")
     s.add_argument("--only", help="comma-separated sections: lifecycle,library,storm,throughput,soak")
-    s.add_argument("--sizes", default="2,50,200", help="host counts for the lifecycle section (default 2,50,200)")
+    s.add_argument("--sizes", default="2,50,200,1000",
+                   help="host counts for the lifecycle section (default 2,50,200,1000)")
     s.add_argument("--rounds", type=int, default=3, help="alternating rounds per size (default 3; medians)")
     s.add_argument("--clients", type=int, default=200, help="client hosts in the storm (default 200)")
     s.add_argument("--soak", type=int, default=200, help="consecutive runs in the soak (default 200)")

@@ -116,7 +116,7 @@ def run_checks():
     if checks[0].status == "FAIL":
         return checks
     checks += [check_ovs(), check_bridge(),
-               check_qdisc("htb", "bandwidth shaping"), check_qdisc("tbf", "bandwidth shaping"),
+               check_qdisc("htb", "bandwidth shaping, 0.1 Mbit/s to 10 Gbit/s"), check_qdisc("tbf", "bandwidth shaping"),
                check_netem(), check_osken(), check_trace(), check_leftovers()]
     return checks
 

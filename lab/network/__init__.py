@@ -7,10 +7,10 @@ links, bridges, qdiscs).
   machine's sysctls put back.
 - probes.py: what the kernel can do (bridge, htb, tbf, netem), tried in throwaway namespaces.
 """
-from .lifecycle import SWITCH_KINDS, LabNetwork, NetworkSpec, Terminated, check_environment, shape_commands
+from .lifecycle import SWITCH_KINDS, bare_mininet, LabNetwork, NetworkSpec, Terminated, check_environment, shape_commands
 from .probes import OVS_FIX, netem_available, ovs_kernel_module, ovs_running, probe_bridge, probe_qdisc
-from .teardown import cleanup_dead_runs, leftovers, remove_run, restore_machine_sysctls
+from .teardown import check_report, cleanup_dead_runs, leftovers, remove_run, restore_machine_sysctls
 
-__all__ = ["SWITCH_KINDS", "shape_commands", "LabNetwork", "NetworkSpec", "Terminated", "check_environment", "netem_available",
+__all__ = ["SWITCH_KINDS", "bare_mininet", "shape_commands", "LabNetwork", "NetworkSpec", "Terminated", "check_environment", "netem_available",
            "ovs_kernel_module", "ovs_running", "OVS_FIX", "probe_bridge", "probe_qdisc", "cleanup_dead_runs", "leftovers", "remove_run",
-           "restore_machine_sysctls"]
+           "restore_machine_sysctls", "check_report"]

@@ -16,25 +16,25 @@ Mininet is used with three guards:
   the processes inside the namespaces those hosts own.
 """
 import os
-import resource
 import signal
 import subprocess
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from shutil import which
 
 from .. import hosts as hostcfg
 from .. import topology
 from ..errors import EnvironmentProblem, LabError
-from ..runrecord import RunRecord
 from .probes import OVS_FIX, ovs_kernel_module, ovs_running
-from .teardown import cleanup_dead_runs, remove_run
+from .nodes import mininet_classes, new_record, run_marker
+from .teardown import MARKER, cleanup_dead_runs, remove_run
 
 # Command -> Debian package, checked before anything is built.
 REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
                      "brctl": "bridge-utils", "sysctl": "procps", "ifconfig": "net-tools"}
 SWITCH_KINDS = ("bridge", "ovs", "ovs-user")
-SHAPING_PARAMS = {"bw", "delay", "jitter", "loss", "max_queue_size", "speedup", "use_htb", "use_tbf", "use_hfsc"}
 
 
 class Terminated(BaseException):
@@ -76,70 +76,6 @@ def check_environment(spec):
                                  "use switch 'bridge' (the default), or an OpenFlow controller (userspace datapath)")
 
 
-def _mininet_classes():
-    # Imported late: the pure modules and `tcplab --help` must work without Mininet.
-    from mininet.link import Link, TCLink
-    from mininet.log import setLogLevel
-    from mininet.net import Mininet
-    from mininet.node import OVSBridge, OVSSwitch, RemoteController
-    from mininet.nodelib import LinuxBridge
-    from mininet.util import ensureRoot
-
-    # Mininet.__init__ calls `Mininet.init()` on the base class, which runs fixLimits() (rewriting the root
-    # namespace's tcp_rmem, rmem_max, ... for good) unless Mininet.inited is set: an override in a subclass
-    # is never called. Mark it initialised, and do the one useful part ourselves: raise this process's
-    # open-file limit (200 hosts need ptys).
-    ensureRoot()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    Mininet.inited = True
-
-    class LabMininet(Mininet):
-        """Mininet that records what it creates in a run record and leaves root sysctls alone."""
-
-        def __init__(self, record, **kwargs):
-            self.record = record
-            super().__init__(**kwargs)
-
-        def addSwitch(self, name, cls=None, **params):  # noqa: N802 (Mininet's API)
-            kernel_name = self.record.run_id + name
-            digits = "".join(ch for ch in name if ch.isdigit()) or "1"
-            params.setdefault("dpid", f"{int(digits):016x}")
-            switch = super().addSwitch(kernel_name, cls, **params)
-            self.nameToNode[name] = switch
-            switch.topo_name = name
-            self.record.add_process(switch.pid, f"switch {name}")
-            return switch
-
-        def addHost(self, name, cls=None, **params):  # noqa: N802
-            host = super().addHost(name, cls, **params)
-            self.record.add_process(host.pid, f"host {name}")
-            return host
-
-        def addLink(self, node1, node2, port1=None, port2=None, cls=None, **params):  # noqa: N802
-            # TCLink only where the topology shapes the link: its per-interface tc and ifconfig commands cost
-            # about 10 ms a link (2 s at 200 hosts). Later shaping (shape()) replaces qdiscs on any link.
-            if cls is None and not SHAPING_PARAMS & set(params):
-                cls = Link
-            return super().addLink(node1, node2, port1, port2, cls, **params)
-
-        def addController(self, name="c0", controller=None, **params):  # noqa: N802
-            node = super().addController(name, controller, **params)
-            self.record.add_process(node.pid, f"controller node {name}")
-            return node
-
-        def stop(self):
-            super().stop()
-            # Mininet's RemoteController.stop() does nothing, so its node's shell would outlive the network.
-            for node in self.controllers:
-                node.terminate()
-                if node.shell:
-                    node.shell.wait(5)
-
-    return dict(Mininet=LabMininet, TCLink=TCLink, LinuxBridge=LinuxBridge, OVSBridge=OVSBridge,
-                OVSSwitch=OVSSwitch, RemoteController=RemoteController, setLogLevel=setLogLevel)
-
-
 class LabNetwork:
     """A running lab network. Use as `with LabNetwork(spec) as net:`; `net.host("h1")` gives a host."""
 
@@ -151,8 +87,8 @@ class LabNetwork:
         self.net = None
         self.controller = None
         self.effective_sysctls = {}
-        self.machine_before = {}
         self.processes = []
+        self.teardown_report = None     # remove_run()'s: refused processes, machine sysctls restored or left
         self._old_handlers = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -170,67 +106,72 @@ class LabNetwork:
         topo = topology.build(spec.topology, spec.topology_file, spec.args, spec.params)
         self._check_host_sysctls(topo)
         cleanup_dead_runs()
-        mn = _mininet_classes()
+        mn = mininet_classes()
         mn["setLogLevel"](self.log_level)
-        self.record = RunRecord.create(self.purpose or spec.topology)
-        self.machine_before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
-        self.record.machine_sysctls = self.machine_before
-        self.record.switches = [self.record.run_id + s for s in topo.switches()]
-        if spec.controller or spec.switch != "bridge":
-            self.record.ovs_bridges = list(self.record.switches)   # recorded before OVS creates them
-        self.record.save()
         self._trap_sigterm()
         try:
-            if spec.controller:
-                from ..controller.process import ControllerProcess
-                self.controller = ControllerProcess().start(self.record)
-            self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None,
-                                     switch=self._switch_class(mn), link=mn["TCLink"],
-                                     waitConnected=False)
-            self.net.topo = topo
-            if self.controller:
-                self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
-                                       port=self.controller.of_port)
-            self.net.build()
-            self.record.root_interfaces = sorted(
-                intf for sw in self.net.switches for intf in sw.intfNames() if intf != "lo")
-            self.record.save()
-            self.net.start()
-            if self.controller or spec.switch == "ovs-user":
-                self._offload_off()
-            if self.controller:
-                self.controller.wait_switches(len(self.net.switches))
-            self._tune_hosts()
+            # No window: the record exists exactly when self.record is set (a signal here waits).
+            with deferred_signals():
+                self.record = new_record(self.purpose or spec.topology, topo,
+                                         ovs=bool(spec.controller or spec.switch != "bridge"))
+            with run_marker(self.record.run_id):
+                self._build(mn, topo)
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _build(self, mn, topo):
+        spec = self.spec
+        if spec.controller:
+            from ..controller.process import ControllerProcess
+            self.controller = ControllerProcess().start(self.record)
+        self.net = mn["Mininet"](record=self.record, topo=None, build=False, controller=None, host=mn["Host"],
+                                 switch=self._switch_class(mn), link=mn["Link"], intf=mn["BatchIntf"],
+                                 waitConnected=False)
+        self.net.topo = topo
+        if self.controller:
+            self.net.addController("c0", controller=mn["RemoteController"], ip="127.0.0.1",
+                                   port=self.controller.of_port)
+        self.net.build()
+        self.net.start()
+        for link in self.net.links:      # a topology's own link options (bw, delay...): the lab's shaping
+            shaping = getattr(link, "shaping", None)
+            if shaping:
+                delay = " ".join(str(v) for v in (shaping.get("delay"), shaping.get("jitter")) if v)
+                loss = shaping.get("loss")
+                for intf in (link.intf1, link.intf2):
+                    self._shape_intf(intf, shaping.get("bw"), delay or None, f"{loss}%" if loss else None)
+        if self.controller or spec.switch == "ovs-user":
+            self._offload_off()
+        if self.controller:
+            self.controller.wait_switches(len(self.net.switches))
+        self._tune_hosts()
+
     def stop(self):
-        """Stop everything this run started and verify the machine is as it was. Safe to call twice."""
+        """Stop everything this run started and verify the machine is as it was. Safe to call twice.
+        SIGINT, SIGTERM and SIGHUP arriving meanwhile wait until the cleanup is complete, then act."""
         if self.record is None:
+            self._restore_sigterm()
             return
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:
-            if self.net is not None:
+            with deferred_signals():
                 try:
-                    self.net.stop()
-                except Exception:  # noqa: BLE001 (the record-based removal below still runs)
-                    pass
-            if self.controller:
-                self.controller.stop()
-            remove_run(self.record)
-            for proc in self.processes:   # reap: they were killed with their host
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
+                    if self.controller:
+                        self.controller.stop()
+                finally:
+                    self.teardown_report = remove_run(self.record)
+                    if self.net is not None:
+                        self.net.release()
+                    for proc in self.processes:   # reap: they were killed with their host
+                        try:
+                            proc.wait(5)
+                        except subprocess.TimeoutExpired:
+                            pass
+                    self.processes = []
+                    self.net = None
+                    self.record = None
         finally:
-            self.processes = []
-            self.net = None
-            self.record = None
-            if old_int is not None:
-                signal.signal(signal.SIGINT, old_int)
             self._restore_sigterm()
 
     # -- what scenarios and the CLI use -----------------------------------------------------
@@ -262,6 +203,7 @@ class LabNetwork:
     def start_process(self, host_name, argv, **popen_kwargs):
         """Start ARGV inside a host, in its own session (Ctrl-C reaches the lab, not the guest)."""
         host = self.host(host_name)
+        popen_kwargs["env"] = {**(popen_kwargs.get("env") or os.environ), MARKER: self.record.run_id}
         proc = subprocess.Popen(["mnexec", "-da", str(host.pid), *argv], **popen_kwargs)
         self.processes.append(proc)
         self.record.add_process(proc.pid, f"process on {host_name}: {argv[0]}")
@@ -290,8 +232,20 @@ class LabNetwork:
         for intf in self.link_interfaces(a, b):
             if only_from and getattr(intf.node, "topo_name", intf.node.name) != only_from:
                 continue
-            for command in shape_commands(intf.name, bw, delay, loss, burst):
-                _check(intf.node.cmd(command), intf)
+            self._shape_intf(intf, bw, delay, loss, burst)
+
+    def _shape_intf(self, intf, bw=None, delay=None, loss=None, burst=None):
+        commands = shape_commands(intf.name, bw, delay, loss, burst)
+        if bw:
+            # htb cannot be "replaced" by itself (the kernel refuses to change it): when the link is shaped
+            # already, only its class (and netem under it) change, and nothing queued is dropped.
+            now = intf.node.cmd(f"tc qdisc show dev {intf.name}")
+            if "qdisc htb 5: root" in now:
+                commands = commands[1:]
+                if "qdisc netem 10: parent 5:1" in now and not (delay or loss):
+                    commands.append(f"tc qdisc del dev {intf.name} parent 5:1 handle 10:")
+        for command in commands:
+            _check(intf.node.cmd(command), intf)
 
     # -- internals ---------------------------------------------------------------------------
     def _switch_class(self, mn):
@@ -349,14 +303,49 @@ def shape_commands(dev, bw=None, delay=None, loss=None, burst=None):
     netem = " ".join(part for part in (f"delay {delay}" if delay else "", f"loss {loss}" if loss else "") if part)
     if not bw:
         return [f"tc qdisc replace dev {dev} root netem {netem}"] if netem else []
+    rate = bw * 1e6 / 8                      # bytes per second
     # A burst of about 5 ms of traffic (at least one packet): Mininet's fixed 15k would let a slow link
     # pass its first 15 KB at line rate.
-    burst = burst or max(1600, int(bw * 1e6 / 8 * 0.005))
+    burst = burst or max(1600, int(rate * 0.005))
     commands = [f"tc qdisc replace dev {dev} root handle 5: htb default 1",
-                f"tc class replace dev {dev} parent 5: classid 5:1 htb rate {bw}mbit burst {burst} cburst {burst}"]
+                f"tc class replace dev {dev} parent 5: classid 5:1 htb rate {bw:g}mbit burst {burst} cburst {burst} "
+                f"quantum {htb_quantum(bw)}"]
     if netem:
         commands.append(f"tc qdisc replace dev {dev} parent 5:1 handle 10: netem {netem}")
     return commands
+
+
+def htb_quantum(bw):
+    """htb's quantum for a class of BW Mbit/s: by default rate / r2q (10), and the kernel warns ("quantum of
+    class ... is big/small. Consider r2q change") outside 1000..200000 bytes, i.e. above ~16 Mbit/s and below
+    ~0.8 Mbit/s. Given explicitly within that range (and at least one full-size frame), any rate from
+    0.1 Mbit/s to 10 Gbit/s is accepted in silence. With one class per link, it only sets how much the class
+    sends per round, not the rate."""
+    return int(min(200000, max(1600, bw * 1e6 / 8 / 10)))
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def deferred_signals():
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done, then deliver them (KeyboardInterrupt,
+    Terminated, or the default action). A deferring handler, not a blocked mask: a signal sent to the
+    process may be delivered to any thread (guests' readers), and Python runs handlers in the main thread."""
+    if not _main_thread():
+        yield
+        return
+    pending = []
+    old = {}
+    try:
+        for sig in _SIGNALS:
+            old[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
 
 
 def _main_thread():
@@ -366,3 +355,37 @@ def _main_thread():
 def _check(output, intf):
     if output.strip():
         raise LabError(f"{intf.node.name}: {intf.name}: {output.strip()}")
+
+
+def bare_mininet(n):
+    """The benchmark's reference: bare Mininet's own serial build, start and stop of `single` with N hosts
+    on a Linux bridge, timed: (start s, stop s). It runs under a run record like any lab network (its
+    switch named with the run id, TCPLAB_RUN on its processes), so `tcplab cleanup` finds it after a kill;
+    the record-based removal after Mininet's stop() is not timed and normally finds nothing left."""
+    from mininet.net import Mininet
+    from mininet.nodelib import LinuxBridge
+    from mininet.topo import SingleSwitchTopo, Topo
+
+    mininet_classes()          # the same guard against fixLimits() as the lab's networks
+    with deferred_signals():
+        record = new_record(f"bench bare Mininet {n}", SingleSwitchTopo(n), ovs=False)
+    net = None
+    try:
+        topo = Topo()
+        switch = topo.addSwitch(record.switches[0], dpid="1")
+        for i in range(1, n + 1):
+            topo.addLink(topo.addHost(f"h{i}"), switch)
+        with run_marker(record.run_id):
+            t0 = time.monotonic()
+            net = Mininet(topo=topo, switch=LinuxBridge, controller=None)
+            net.start()
+            t1 = time.monotonic()
+        record.add_processes([(node.pid, f"host {node.name}") for node in net.hosts] +
+                             [(node.pid, f"switch {node.name}") for node in net.switches])
+        t2 = time.monotonic()
+        net.stop()
+        t3 = time.monotonic()
+        return t1 - t0, t3 - t2
+    finally:
+        with deferred_signals():
+            remove_run(record)

@@ -19,9 +19,12 @@ def ovs_kernel_module():
     return Path("/sys/module/openvswitch").exists()
 
 
-def _in_throwaway_netns(script):
+def _in_throwaway_netns(script, quiet=False):
+    """Run SCRIPT in a new network namespace; (ok, message). QUIET: any output (tc's warnings, such as
+    htb's "quantum of class ... is big") counts as a failure too, as it does for the lab's shaping."""
     proc = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=15)
-    return proc.returncode == 0, (proc.stderr or proc.stdout).strip()
+    said = (proc.stderr or proc.stdout).strip()
+    return proc.returncode == 0 and not (quiet and said), said
 
 
 def probe_bridge():
@@ -29,14 +32,18 @@ def probe_bridge():
 
 
 def probe_qdisc(kind):
-    """Whether the kernel accepts qdisc KIND (htb, tbf, netem) on a veth pair."""
+    """Whether the kernel accepts qdisc KIND (htb, tbf, netem) on a veth pair. htb is tried with the lab's
+    own commands at the lowest and highest rates it supports (0.1 Mbit/s and 10 Gbit/s), in silence."""
+    from .lifecycle import shape_commands      # late: lifecycle imports this module
+    htb = " && ".join(shape_commands("tlpa", bw=0.1) + shape_commands("tlpb", bw=10000))
     commands = {
-        "htb": "tc qdisc add dev tlpa root handle 5: htb default 1 && "
-               "tc class add dev tlpa parent 5: classid 5:1 htb rate 10mbit",
+        "htb": htb,
         "tbf": "tc qdisc add dev tlpa root tbf rate 10mbit burst 15k latency 50ms",
         "netem": "tc qdisc add dev tlpa root netem delay 1ms loss 1%",
     }
-    return _in_throwaway_netns(f"ip link add tlpa type veth peer name tlpb && ip link set tlpa up && {commands[kind]}")
+    return _in_throwaway_netns("ip link add tlpa type veth peer name tlpb && ip link set tlpa up && "
+                               f"ip link set tlpb up && {commands[kind]}",
+                               quiet=kind == "htb")
 
 
 _netem = None
