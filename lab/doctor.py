@@ -105,7 +105,14 @@ def check_osken():
 
 
 def check_leftovers():
-    dead = [r.run_id for r in runrecord.all_records() if not r.owner_alive()]
+    try:
+        records, problems = runrecord.scan_records()
+    except runrecord.LabError as e:        # the run directory is open to others
+        return Check("leftovers", "FAIL", str(e))
+    dead = [r.run_id for r in records if not r.owner_alive()]
+    if problems:
+        return Check("leftovers", "WARN", f"corrupt run records (skipped, never acted on): {'; '.join(problems)[:300]}",
+                     "look at them and remove them by hand (tcplab cleanup --check lists them)")
     if dead:
         return Check("leftovers", "WARN", f"runs that died left state behind: {', '.join(dead)}", "sudo tcplab cleanup")
     return Check("leftovers", "OK", "no state left by earlier runs")

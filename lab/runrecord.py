@@ -27,8 +27,8 @@ _ALPHABET = string.ascii_lowercase + string.digits
 RUN_ID = re.compile(r"t[a-z0-9]{3}")
 # A Linux interface name: at most 15 bytes, no '/', ':' or whitespace; the lab's use letters, digits, '-'.
 _IFNAME_TAIL = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-# Every guarded machine sysctl holds one or more unsigned numbers.
-_SYSCTL_VALUE = re.compile(r"[0-9]{1,20}( [0-9]{1,20}){0,3}")
+# A guarded machine sysctl holds one to four numbers or names (a congestion control: "cubic").
+_SYSCTL_VALUE = re.compile(r"[0-9a-z_]{1,20}( [0-9a-z_]{1,20}){0,3}")
 _MAX_ENTRIES = 100_000
 
 
@@ -205,7 +205,7 @@ class RunRecord:
                     raise RecordError(f"{key}: {name!r}: not one of the guarded machine sysctls "
                                       f"({', '.join(MACHINE_GUARDED)})")
                 if not (isinstance(value, str) and _SYSCTL_VALUE.fullmatch(value)):
-                    raise RecordError(f"{key}: {name}: {value!r}: expected one to four numbers")
+                    raise RecordError(f"{key}: {name}: {value!r}: expected one to four numbers or names")
         return self
 
     @classmethod

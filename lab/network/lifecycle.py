@@ -29,7 +29,7 @@ from .. import topology
 from ..errors import EnvironmentProblem, LabError
 from .probes import OVS_FIX, ovs_kernel_module, ovs_running
 from .nodes import mininet_classes, new_record, run_marker
-from .teardown import MARKER, cleanup_dead_runs, remove_run
+from .teardown import MARKER, cleanup_dead_runs, remove_ovs_bridges, remove_run
 
 # Command -> Debian package, checked before anything is built.
 REQUIRED_COMMANDS = {"mnexec": "mininet", "ip": "iproute2", "tc": "iproute2", "ss": "iproute2",
@@ -158,6 +158,9 @@ class LabNetwork:
             with deferred_signals():
                 try:
                     if self.controller:
+                        # The switches first: os-ken, still holding their connections, ignores SIGTERM
+                        # for the 5 s ControllerProcess.stop() allows before killing it.
+                        remove_ovs_bridges(self.record)
                         self.controller.stop()
                 finally:
                     self.teardown_report = remove_run(self.record)

@@ -25,6 +25,7 @@ from ..runrecord import process_start_time, same_process, scan_records
 
 log = logging.getLogger("tcplab")
 MARKER = "TCPLAB_RUN"
+STALL_S = 0.3          # no root interface vanished for this long: the rest stays unless deleted
 
 # Mininet's fixLimits() (mininet/util.py, 2.3.0): the machine-wide values a Mininet network may write.
 # Integer limits are only ever raised (written when the current value is lower); tcp_rmem/tcp_wmem always.
@@ -191,9 +192,8 @@ def ip_batch(commands, timeout=60):
     return proc.stderr.strip() if proc.returncode else ""
 
 
-def remove_interfaces(record, wait=5.0):
-    """Delete the run's bridges and switch-to-switch links; wait for host links to go with their
-    namespaces; delete whatever is still there after WAIT seconds. Returns what could not be removed."""
+def remove_ovs_bridges(record):
+    """Delete the run's OVS bridges that exist, in one ovs-vsctl call."""
     if record.ovs_bridges and which("ovs-vsctl"):
         present = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True,
                                  timeout=15).stdout.split()
@@ -203,14 +203,27 @@ def remove_interfaces(record, wait=5.0):
                 args += ["--", "--if-exists", "del-br", bridge]
         if args:
             subprocess.run(["ovs-vsctl", "--timeout=10", *args[1:]], capture_output=True, timeout=30)
+
+
+def remove_interfaces(record, wait=5.0):
+    """Delete the run's bridges and switch-to-switch links; wait for host links to go with their
+    namespaces; delete whatever is still there after WAIT seconds. Returns what could not be removed."""
+    remove_ovs_bridges(record)
     now = [n for n in dict.fromkeys(record.switches + record.root_interfaces) if _link_exists(n)]
     ip_batch([f"link del dev {n}" for n in now if n in record.switches] +
              [f"link del dev {n}" for n in _peers_in_root(n for n in now if n not in record.switches)])
+    # A namespace outlives its processes while it still holds sockets (a killed sender's TCP orphans keep
+    # retransmitting for minutes): its veth then stays. Wait while the kernel is making progress, then
+    # delete what is left (deleting either end of a veth pair removes both).
     rest = [n for n in record.root_interfaces if _link_exists(n)]
-    deadline = time.monotonic() + wait
-    while rest and time.monotonic() < deadline:
+    deadline = progress = time.monotonic()
+    deadline += wait
+    while rest and time.monotonic() < deadline and time.monotonic() - progress < STALL_S:
         time.sleep(0.005)
-        rest = [n for n in rest if _link_exists(n)]
+        now = [n for n in rest if _link_exists(n)]
+        if len(now) < len(rest):
+            progress = time.monotonic()
+        rest = now
     ip_batch([f"link del dev {n}" for n in rest])
     return [n for n in record.switches + record.root_interfaces if _link_exists(n)]
 

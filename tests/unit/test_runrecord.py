@@ -72,3 +72,11 @@ def test_run_values_are_mininets_limits_where_it_would_write():
     before = {"net.core.rmem_max": "212992", "net.core.wmem_max": "33554432",
               "net.ipv4.tcp_rmem": "4096 131072 6291456", "net.core.somaxconn": "4096"}
     assert run_values(before) == {"net.core.rmem_max": "16777216", "net.ipv4.tcp_rmem": "10240 87380 16777216"}
+
+
+def test_removing_a_record_removes_every_file_of_its_run_and_no_other(run_dir):
+    path = write(run_dir, GOOD, journal="")
+    for name in ("tab1.ctl", "tab1.tmp", "tab2.json", "tab10.json"):
+        (run_dir / name).write_text("")
+    RunRecord.load(path).remove()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["tab10.json", "tab2.json"]
