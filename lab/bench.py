@@ -246,9 +246,27 @@ def machine_description():
             "ovs_datapath": "kernel" if Path("/sys/module/openvswitch").exists() else "userspace"}
 
 
-def write_markdown(path, m, figures):
-    lines = ["# Benchmarks", "", f"Measured by `sudo tcplab bench` on {time.strftime('%Y-%m-%d')}. Re-run it to "
-             "refresh this page; figures vary with the machine and its load.", "",
+def write_page(path, machine, figures):
+    """Keep each section's latest figures in PATH's .json beside it, and render every section kept."""
+    import json as _json
+    store = Path(path).with_suffix(".json")
+    try:
+        kept = _json.loads(store.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    kept.setdefault("figures", {}).update({k: v for k, v in figures.items()})
+    kept.setdefault("measured", {}).update({k: time.strftime("%Y-%m-%d") for k in figures})
+    kept["machine"] = machine
+    store.write_text(_json.dumps(kept, indent=1, default=str))
+    write_markdown(path, machine, kept["figures"], kept["measured"])
+
+
+def write_markdown(path, m, figures, measured=None):
+    from .bench_more import markdown as more
+    when = ", ".join(f"{k} {v}" for k, v in sorted((measured or {}).items())) or time.strftime("%Y-%m-%d")
+    lines = ["# Benchmarks", "", "Measured by `sudo tcplab bench` (a section at a time with `--only`: each section "
+             f"keeps its latest figures, in docs/benchmarks.json). Measured: {when}. Figures vary with the machine and "
+             "its load.", "",
              "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in m.items()]
     if "lifecycle" in figures:
@@ -304,4 +322,5 @@ def write_markdown(path, m, figures):
         c = figures["concurrent"]
         lines += [f"- two `tcplab run` at once ({', '.join(c['scenarios'])}): exit codes {c['exit_codes']} "
                   f"({'both passed' if c['passed'] else 'FAILED'})"]
+    lines += more(figures)
     Path(path).write_text("\n".join(lines) + "\n")

@@ -296,30 +296,38 @@ class Ticker(threading.Thread):
 def cmd_bench(args):
     import json as _json
 
-    from . import bench
+    from . import bench, bench_more, stability
     say = print
     figures = {}
-    sections = args.only.split(",") if args.only else ["lifecycle", "library", "storm", "throughput", "soak"]
+    sections = args.only.split(",") if args.only else ["lifecycle", "library", "storm", "throughput", "soak",
+                                                         "tracing", "classroom"]
     sizes = [int(x) for x in args.sizes.split(",")]
-    if "lifecycle" in sections:
-        say(f"1. lifecycle: single with {args.sizes} hosts, tcplab vs bare Mininet, {args.rounds} alternating rounds")
-        figures["lifecycle"] = bench.lifecycle(sizes, args.rounds, say)
-    if "library" in sections:
-        say("2. library: tcplab run all")
-        figures["library"] = bench.library_run(say)
-    if "storm" in sections:
-        say(f"3. storm: {args.clients} clients at one server")
-        figures["storm"] = bench.storm(args.clients, say)
-    if "throughput" in sections:
-        say("4. throughput: guest writer->reader vs iperf3")
-        figures["throughput"] = bench.throughput(3, say)
-    if "soak" in sections:
-        say(f"5. soak: {args.soak} consecutive runs with a leak check after each, then two runs at once")
-        figures["soak"] = bench.soak(args.soak, say)
-        figures["concurrent"] = bench.concurrent(say)
+    steps = {
+        "lifecycle": (f"lifecycle: single with {args.sizes} hosts, tcplab vs bare Mininet, {args.rounds} alternating rounds",
+                      lambda: bench.lifecycle(sizes, args.rounds, say)),
+        "library": ("library: tcplab run all", lambda: bench.library_run(say)),
+        "storm": (f"storm: {args.clients} clients at one server", lambda: bench.storm(args.clients, say)),
+        "throughput": ("throughput: guest writer->reader vs iperf3", lambda: bench.throughput(3, say)),
+        "soak": (f"soak: {args.soak} consecutive runs with a leak check after each, then two runs at once",
+                 lambda: bench.soak(args.soak, say)),
+        "tracing": ("tracing: the library with and without the kernel event stream", lambda: bench_more.tracing(say)),
+        "classroom": ("classroom: a class of 30 graded with --jobs 1, 2 and 4", lambda: bench_more.classroom(say)),
+        "stability": (f"stability: the library under {args.stability}",
+                      lambda: stability.stability({k: int(v) for k, v in (x.split("=") for x in args.stability.split(","))},
+                                                  say)),
+    }
+    unknown = [s for s in sections if s not in steps]
+    if unknown:
+        raise LabError(f"unknown bench section {', '.join(unknown)} (sections: {', '.join(steps)})")
+    for i, name in enumerate(sections, 1):
+        title, step = steps[name]
+        say(f"{i}. {title}")
+        figures[name] = step()
+        if name == "soak":
+            figures["concurrent"] = bench.concurrent(say)
     machine = bench.machine_description()
     if args.write:
-        bench.write_markdown(args.write, machine, figures)
+        bench.write_page(args.write, machine, figures)
         say(f"\nwritten: {args.write}")
     if args.json:
         with open(args.json, "w") as f:
@@ -427,7 +435,11 @@ def parser():
                        "throughput vs iperf3, and a soak with leak checks; prints figures, writes docs/benchmarks.md",
                        description="Measure how fast, how big and how robust tcplab is on this machine (about 15 "
                        "minutes with the defaults). Figures, not pass/fail: goals are stated beside them.")
-    s.add_argument("--only", help="comma-separated sections: lifecycle,library,storm,throughput,soak")
+    s.add_argument("--only", help="comma-separated sections: lifecycle, library, storm, throughput, soak, tracing, "
+                   "classroom, stability (not in the default set: about an hour)")
+    s.add_argument("--stability", default="cubic=20,bbr=20,reno=10,cpu-hog=10",
+                   help="stability: CONDITION=RUNS,... (conditions: cubic, bbr, reno: the machine's default congestion "
+                   "control; cpu-hog: both cores busy)")
     s.add_argument("--sizes", default="2,50,200,1000",
                    help="host counts for the lifecycle section (default 2,50,200,1000)")
     s.add_argument("--rounds", type=int, default=3, help="alternating rounds per size (default 3; medians)")

@@ -124,19 +124,22 @@ mkdir -p "$root/root/tcplab" "$root/root/vmcheck/scenarios"
 rm -rf "$root/root/tcplab/.venv" "$root/root/tcplab/results"
 cp -a "$wheels" "$root/root/vmcheck/wheels"
 args=()
+scenario_file() {     # a library scenario by name: scenarios/TOPIC/NAME.yaml
+    find "$here/scenarios" -name "$1.yaml" -not -name '_*' | head -1
+}
 for n in "${names[@]}"; do
     case $n in
         @*-ovs-kernel)             # OpenFlow with the lab's controller, on the kernel datapath
-            base_name=${n#@}; base_name=${base_name%-ovs-kernel}
-            grep -q '^controller: lab' "$here/scenarios/$base_name.yaml" 2>/dev/null ||
-                die "$n: scenarios/$base_name.yaml is not an OpenFlow scenario (controller: lab)"
-            sed 's/^controller: lab/controller: lab\nswitch: ovs/' "$here/scenarios/$base_name.yaml" \
+            base_name=${n#@}; base_name=${base_name%-ovs-kernel}; file=$(scenario_file "$base_name")
+            grep -q '^controller: lab' "$file" 2>/dev/null ||
+                die "$n: $base_name is not an OpenFlow scenario (controller: lab)"
+            sed 's/^controller: lab/controller: lab\nswitch: ovs/' "$file" \
                 > "$root/root/vmcheck/scenarios/${n#@}.yaml"
             args+=("/root/vmcheck/scenarios/${n#@}.yaml") ;;
         @*-ovs)                    # the same lesson on an Open vSwitch bridge, kernel datapath
-            base_name=${n#@}; base_name=${base_name%-ovs}
-            [ -f "$here/scenarios/$base_name.yaml" ] || die "$n: no scenarios/$base_name.yaml"
-            sed 's/^topology:/switch: ovs\ntopology:/' "$here/scenarios/$base_name.yaml" \
+            base_name=${n#@}; base_name=${base_name%-ovs}; file=$(scenario_file "$base_name")
+            [ -n "$file" ] && [ -f "$file" ] || die "$n: no scenario $base_name under scenarios/"
+            sed 's/^topology:/switch: ovs\ntopology:/' "$file" \
                 > "$root/root/vmcheck/scenarios/${n#@}.yaml"
             args+=("/root/vmcheck/scenarios/${n#@}.yaml") ;;
         *.yaml|*.yml)

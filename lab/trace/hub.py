@@ -87,6 +87,9 @@ class Hub:
                 self.proc.wait(5)
         for t in self._threads:
             t.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):    # the readers ended at EOF; the pipes are ours
+            if stream is not None and not any(t.is_alive() for t in self._threads):
+                stream.close()
 
     def missed(self):
         """Probe runs the kernel skipped, all programs together: a tracepoint hit while another BPF program

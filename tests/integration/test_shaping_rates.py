@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from lab.network import LabNetwork, NetworkSpec
-from lab.runner import ACTIONS
+from lab.actions import ACTIONS
 
 pytestmark = pytest.mark.root
 SECONDS, OMIT = 4, 1
@@ -54,7 +54,7 @@ def test_a_shaped_link_delivers_its_rate(pair, mbit):
 
 
 def test_a_rate_action_reshapes_the_link(pair):
-    ACTIONS["rate"](SimpleNamespace(lab=pair), {"between": ["h1", "h2"], "mbit": 50})
+    ACTIONS["rate"](between=["h1", "h2"], mbit=50).apply(SimpleNamespace(lab=pair))
     rate = delivered_mbit(pair, "h1", "h2", "10.0.0.1", 9650)
     assert 45 <= rate <= 55, f"rate action to 50 Mbit/s, delivered {rate:.2f} Mbit/s"
 

@@ -1,0 +1,65 @@
+"""The same verdict whatever the machine's default congestion control: the library passes with the root
+namespace set to cubic and to reno (this machine's own default is bbr), the hosts' sockets use what the
+scenario says, and the machine is put back exactly. A repeat run reports each check's pass rate and spread."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.results import Result
+from lab.stability import machine_congestion
+
+pytestmark = pytest.mark.root
+ROOT = Path(__file__).resolve().parents[2]
+CC = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+ALLOWED = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "lab.cli", "run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.mark.parametrize("machine", ["cubic", "reno"])
+def test_the_library_passes_whatever_the_machines_default(machine, tmp_path):
+    before = (CC.read_text(), ALLOWED.read_text())
+    with machine_congestion(machine):
+        assert CC.read_text().strip() == machine
+        out = _run("all", "--out", str(tmp_path), "--quiet")
+    assert (CC.read_text(), ALLOWED.read_text()) == before, "the machine's settings were not put back"
+    assert out.returncode == 0, out.stdout[-3000:]
+    for results in tmp_path.glob("*/results.json"):
+        r = Result.from_json(results)
+        if r.status == "SKIP":
+            assert "netem" in r.skipped
+            continue
+        assert set(r.congestion.values()) == {"cubic"}, (r.scenario, r.congestion)
+        used = {e.get("congestion") for g in r.guests.values() for e in g.events
+                if e.get("event") in ("connect", "listening", "accepted") and e.get("congestion")}
+        assert used <= {"cubic"} and (used or r.scenario in ("syn-queue",)), (r.scenario, used)
+
+
+def test_a_scenario_can_pin_another_algorithm(tmp_path):
+    text = (ROOT / "scenarios" / "reads-writes" / "partial-read.yaml").read_text().replace("topology: single,2", 'topology: single,2\nhosts:\n  "*":\n    sysctl: {net.ipv4.tcp_congestion_control: reno}')
+    path = tmp_path / "reno.yaml"
+    path.write_text(text)
+    out = _run(str(path), "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stdout[-2000:]
+    r = Result.from_json(tmp_path / "out" / "reno" / "results.json")
+    assert set(r.congestion.values()) == {"reno"}
+    assert {e["congestion"] for e in r.guest("large").of("connect")} == {"reno"}
+
+
+def test_repeats_report_pass_rates_and_spreads(tmp_path):
+    out = _run("partial-read", "--repeat", "3", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert "Over 3 runs each" in out.stdout and "3/3" in out.stdout
+    entries = json.loads((tmp_path / "summary.json").read_text())
+    first = next(e for e in entries if e["run"] == 1)
+    spread = {s["check"]: s for s in first["spread"]}
+    got = spread["server: first read.got == 3000"]
+    assert got["runs"] == 3 and got["passed"] == 3 and got["spread"] == {"min": 3000, "median": 3000, "max": 3000, "n": 3}
+    assert "3/3 server: first read.got == 3000" in (tmp_path / "index.html").read_text()
+    assert not (tmp_path / "partial-read" / "report.html").exists(), "a repeat leaves no stale top-level report"
