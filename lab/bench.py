@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import hosts as hostcfg
+from . import sysctl as sysctls
+from .network import read_machine_sysctls
 from . import library
 from .guests import GuestProcess
 from .network import LabNetwork, NetworkSpec, bare_mininet
@@ -55,7 +56,7 @@ def machine_state():
     records = all_records()
     return {"links": links, "ovs_bridges": bridges, "run_processes": _marked_processes(),
             "records": {r.run_id for r in records}, "live": {r.run_id for r in records if r.owner_alive()},
-            "sysctls": hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)}
+            "sysctls": read_machine_sysctls(sysctls.MACHINE_GUARDED)}
 
 
 def leaks(before, after):

@@ -13,7 +13,8 @@ import time
 from mininet.cli import CLI
 
 from . import counters, sockets
-from . import hosts as hostcfg
+from . import sysctl as sysctls
+from .network import read_host_sysctls, run_in
 from .errors import LabError
 from .guests import GuestProcess, guest_argv
 from .scenario import substitute
@@ -94,7 +95,7 @@ class LabConsole(CLI):
         host = self._host(line.strip()) if line.strip() else None
         if host is None:
             return self.say("usage: sockets HOST") if not line.strip() else None
-        self.say(format_sockets(host.name, sockets.parse_ss(hostcfg.host_run(host, list(sockets.SS_ARGS)))))
+        self.say(format_sockets(host.name, sockets.parse_ss(run_in(host, list(sockets.SS_ARGS)))))
 
     def do_sysctl(self, line):
         """sysctl HOST [KEY[=VALUE]]: read or set HOST's sysctls."""
@@ -104,14 +105,14 @@ class LabConsole(CLI):
             return self.say("usage: sysctl HOST [KEY[=VALUE]]") if not args else None
         try:
             if len(args) == 1:
-                values = hostcfg.read_host_sysctls(host)
+                values = read_host_sysctls(host)
             elif "=" in args[1]:
                 key, value = args[1].split("=", 1)
                 self.lab.set_sysctls(host.name, {key: " ".join([value, *args[2:]])})
-                values = hostcfg.read_host_sysctls(host, [key])
+                values = read_host_sysctls(host, [key])
             else:
-                hostcfg.scope(args[1])
-                values = hostcfg.read_host_sysctls(host, [args[1]])
+                sysctls.scope(args[1])
+                values = read_host_sysctls(host, [args[1]])
         except LabError as e:
             return self.say(f"{host.name}: {e}")
         for key, value in values.items():

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 from . import counters, expect, sockets
-from . import hosts as hostcfg
 from .errors import LabError, Skip
 from .guests import GuestProcess
-from .network import OVS_FIX, LabNetwork, NetworkSpec, Terminated, netem_available, ovs_running
+from .network import OVS_FIX, LabNetwork, NetworkSpec, Terminated, netem_available, ovs_running, read_machine_sysctls, run_in
 from .results import CounterSet, GuestResult, HostResult, Result, write_junit, write_result
 from .scenario import substitute
 from .sysctl import CONGESTION, DEFAULT_CONGESTION, MACHINE_RECORDED
@@ -94,7 +93,7 @@ class Sampler(threading.Thread):
         while not self._halt.is_set():
             for name, host in hosts.items():
                 try:
-                    out = hostcfg.host_run(host, list(sockets.SS_ARGS))
+                    out = run_in(host, list(sockets.SS_ARGS))
                 except (LabError, OSError, subprocess.SubprocessError) as e:
                     self.errors.append(str(e))
                     continue
@@ -143,7 +142,7 @@ class ScenarioRun:
                     self._start_captures()
                 self.congestion = res.congestion = apply_congestion(lab, sc)
                 res.hosts = {h: HostResult(ip=ip, sysctls=lab.effective_sysctls[h]) for h, ip in self.addresses.items()}
-                res.machine = hostcfg.read_machine_sysctls(MACHINE_RECORDED)
+                res.machine = read_machine_sysctls(MACHINE_RECORDED)
                 tracer = self._start_tracer(lab)
                 # The event stream covers exactly the counters' window: started before "before", stopped
                 # right after "after", so the two accounts of the same run can be compared.

@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from lab import hosts as hostcfg
+from lab import sysctl as sysctls
+from lab.network import sysctls as hostcfg
 from lab.runrecord import all_records
 
 IS_ROOT = os.geteuid() == 0
@@ -34,7 +35,7 @@ def machine_left_as_found():
         yield
         return
     links = _root_links()
-    sysctls = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    guarded = hostcfg.read_machine_sysctls(sysctls.MACHINE_GUARDED)
     yield
     leaks = []
     # Another lab run on this machine (a second checkout's tests, a teacher's `tcplab run`) is not ours:
@@ -47,8 +48,8 @@ def machine_left_as_found():
     new_links = {n for n in _root_links() - links if not n.startswith(tuple(foreign) or ("\0",))}
     if new_links:
         leaks.append(f"interfaces left in the root namespace: {sorted(new_links)}")
-    now = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
-    changed = {k: (v, now.get(k)) for k, v in sysctls.items() if now.get(k) != v}
+    now = hostcfg.read_machine_sysctls(sysctls.MACHINE_GUARDED)
+    changed = {k: (v, now.get(k)) for k, v in guarded.items() if now.get(k) != v}
     if changed:
         leaks.append(f"machine sysctls changed: {changed}")
     assert not leaks, "; ".join(leaks)

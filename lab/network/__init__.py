@@ -1,4 +1,4 @@
-"""The network room: the only code that creates or deletes kernel objects (namespaces via host shells,
+"""The network room: the only code that creates or deletes kernel objects, and that writes per-host sysctls (namespaces via host shells,
 links, bridges, qdiscs).
 
 - lifecycle.py: LabNetwork, a context manager that builds a Mininet network, tunes its hosts, shapes links
@@ -13,8 +13,9 @@ links, bridges, qdiscs).
 """
 from .lifecycle import SWITCH_KINDS, bare_mininet, LabNetwork, NetworkSpec, Terminated, check_environment, shape_commands
 from .probes import OVS_FIX, netem_available, ovs_kernel_module, ovs_running, probe_bridge, probe_qdisc
+from .sysctls import read_host_sysctls, read_machine_sysctls, run_in, set_host_sysctls
 from .teardown import check_report, cleanup_dead_runs, leftovers, remove_run, restore_machine_sysctls
 
-__all__ = ["SWITCH_KINDS", "bare_mininet", "shape_commands", "LabNetwork", "NetworkSpec", "Terminated", "check_environment", "netem_available",
+__all__ = ["read_host_sysctls", "read_machine_sysctls", "run_in", "set_host_sysctls", "SWITCH_KINDS", "bare_mininet", "shape_commands", "LabNetwork", "NetworkSpec", "Terminated", "check_environment", "netem_available",
            "ovs_kernel_module", "ovs_running", "OVS_FIX", "probe_bridge", "probe_qdisc", "cleanup_dead_runs", "leftovers", "remove_run",
            "restore_machine_sysctls", "check_report"]

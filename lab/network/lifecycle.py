@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from shutil import which
 
-from .. import hosts as hostcfg
+from .. import sysctl as sysctls
+from . import sysctls as kernel
 from .. import topology
 from ..errors import EnvironmentProblem, LabError
 from .probes import OVS_FIX, ovs_kernel_module, ovs_running
@@ -214,8 +215,8 @@ class LabNetwork:
 
     def set_sysctls(self, host_name, settings):
         host = self.host(host_name)
-        hostcfg.set_host_sysctls(host, settings)
-        self.effective_sysctls[host_name] = hostcfg.read_host_sysctls(host)
+        kernel.set_host_sysctls(host, settings)
+        self.effective_sysctls[host_name] = kernel.read_host_sysctls(host, self._recorded(host_name))
 
     def link_interfaces(self, a, b):
         """The two interfaces joining nodes A and B (topology names)."""
@@ -227,7 +228,7 @@ class LabNetwork:
 
     def set_link(self, a, b, up):
         for intf in self.link_interfaces(a, b):
-            _check(intf.node.cmd(f"ip link set dev {intf.name} {'up' if up else 'down'}"), intf)
+            kernel.run_in(intf.node, ["ip", "link", "set", "dev", intf.name, "up" if up else "down"])
 
     def shape(self, a, b, bw=None, delay=None, loss=None, only_from=None, burst=None):
         """Shape the A-B link (replacing what was there): BW Mbit/s with htb, DELAY/LOSS with netem; both
@@ -242,13 +243,13 @@ class LabNetwork:
         if bw:
             # htb cannot be "replaced" by itself (the kernel refuses to change it): when the link is shaped
             # already, only its class (and netem under it) change, and nothing queued is dropped.
-            now = intf.node.cmd(f"tc qdisc show dev {intf.name}")
+            now = kernel.run_in(intf.node, ["tc", "qdisc", "show", "dev", intf.name])
             if "qdisc htb 5: root" in now:
                 commands = commands[1:]
                 if "qdisc netem 10: parent 5:1" in now and not (delay or loss):
                     commands.append(f"tc qdisc del dev {intf.name} parent 5:1 handle 10:")
         for command in commands:
-            _check(intf.node.cmd(command), intf)
+            kernel.run_in(intf.node, command.split())     # shape_commands() builds them from checked numbers
 
     # -- internals ---------------------------------------------------------------------------
     def _switch_class(self, mn):
@@ -261,30 +262,34 @@ class LabNetwork:
             return partial(mn["OVSBridge"], datapath="user" if self.spec.switch == "ovs-user" else "kernel")
         return mn["LinuxBridge"]
 
+    def _recorded(self, host_name):
+        """Every key recorded for a host: RECORDED_KEYS and every key it was ever given."""
+        return tuple(dict.fromkeys([*sysctls.RECORDED_KEYS, *self.effective_sysctls.get(host_name, {})]))
+
     def _check_host_sysctls(self, topo):
         names = set(topo.hosts())
         for host, settings in self.spec.host_sysctls.items():
             if host != "*" and host not in names:
                 raise LabError(f"sysctls for unknown host {host!r} (hosts: {', '.join(sorted(names))})")
             for key in settings:
-                hostcfg.check_per_host(key)
+                sysctls.check_per_host(key)
 
     def _tune_hosts(self):
         wanted = self.spec.host_sysctls
         jobs = []
         for host in self.net.hosts:
-            settings = dict(hostcfg.KERNEL_DEFAULTS)
+            settings = dict(sysctls.HOST_DEFAULTS)
             settings.update(wanted.get("*", {}))
             settings.update(wanted.get(host.name, {}))
-            jobs.append((host.name, host.pid, settings, hostcfg.RECORDED_KEYS))
-        self.effective_sysctls = hostcfg.tune_in_namespaces(jobs)
+            jobs.append((host.name, host.pid, settings, sysctls.RECORDED_KEYS))
+        self.effective_sysctls = kernel.tune_in_namespaces(jobs)
 
     def _offload_off(self):
         # Over the OVS userspace datapath, TCP fails with TX checksum offload on (ping works): verified.
         for host in self.net.hosts:
             for intf in host.intfList():
                 if intf.name != "lo":
-                    hostcfg.host_run(host, ["ethtool", "-K", intf.name, "tx", "off"])
+                    kernel.run_in(host, ["ethtool", "-K", intf.name, "tx", "off"])
 
     def _trap_sigterm(self):
         # SIGHUP too: a closed terminal (ssh dropped, pexpect closed) must not leave bridges behind.
@@ -354,10 +359,6 @@ def deferred_signals():
 def _main_thread():
     return threading.current_thread() is threading.main_thread()
 
-
-def _check(output, intf):
-    if output.strip():
-        raise LabError(f"{intf.node.name}: {intf.name}: {output.strip()}")
 
 
 def bare_mininet(n):

@@ -10,7 +10,8 @@ import resource
 import subprocess
 from contextlib import contextmanager
 
-from .. import hosts as hostcfg
+from .. import sysctl as sysctls
+from . import sysctls as kernel
 from ..errors import LabError
 from ..runrecord import RunRecord
 from .shells import FastShell, wait_shells
@@ -149,7 +150,7 @@ def new_record(purpose, topo, ovs):
     """A run record naming, before anything exists, every switch and root-namespace interface the run
     will create: Mininet names switch ports <switch>-eth<port>, with the topology's port numbers."""
     record = RunRecord.create(purpose)
-    record.machine_sysctls = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    record.machine_sysctls = kernel.read_machine_sysctls(sysctls.MACHINE_GUARDED)
     record.machine_run_values = run_values(record.machine_sysctls)
     record.switches = [record.run_id + s for s in topo.switches()]
     if ovs:

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from shutil import which
 
-from .. import hosts as hostcfg
+from .. import sysctl as sysctls
+from . import sysctls as kernel
 from .. import runrecord
 from ..runrecord import process_start_time, same_process, scan_records
 
@@ -47,8 +48,8 @@ def run_values(before):
         if isinstance(limit, int):
             if int(before[key].split()[0]) < limit:
                 values[key] = str(limit)
-        elif hostcfg.normalize(limit) != before[key]:
-            values[key] = hostcfg.normalize(limit)
+        elif sysctls.normalize(limit) != before[key]:
+            values[key] = sysctls.normalize(limit)
     return values
 
 
@@ -233,12 +234,12 @@ def restore_machine_sysctls(before, run_vals=None):
     written (RUN_VALS); report every other difference from BEFORE and leave it (someone else's change).
     Returns {"restored": {key: (was, now)}, "left": {key: (before, now)}}."""
     run_vals = run_vals or {}
-    now = hostcfg.read_machine_sysctls(before)
+    now = kernel.read_machine_sysctls(before)
     restored, left = {}, {}
     for key, value in before.items():
         if key not in now or now[key] == value:
             continue
-        if run_vals.get(key) == now[key] and key in hostcfg.MACHINE_GUARDED:
+        if run_vals.get(key) == now[key] and key in sysctls.MACHINE_GUARDED:
             with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
                 f.write(value)
             restored[key] = (now[key], value)

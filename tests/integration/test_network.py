@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import hosts as hostcfg
+from lab import sysctl as sysctls
+from lab.network import sysctls as hostcfg
 from lab.errors import LabError, SysctlError
 from lab.network import LabNetwork, NetworkSpec, leftovers
 from lab.runrecord import RunRecord, all_records
@@ -75,8 +76,8 @@ def test_hosts_start_from_kernel_defaults_not_mininet_limits(three_hosts):
     # Mininet's fixLimits() would set 10240 87380 16777216 in the root namespace, which hosts copy.
     for host in three_hosts.host_names():
         values = three_hosts.effective_sysctls[host]
-        assert values["net.ipv4.tcp_rmem"] == hostcfg.KERNEL_DEFAULTS["net.ipv4.tcp_rmem"]
-        assert values["net.ipv4.tcp_wmem"] == hostcfg.KERNEL_DEFAULTS["net.ipv4.tcp_wmem"]
+        assert values["net.ipv4.tcp_rmem"] == sysctls.HOST_DEFAULTS["net.ipv4.tcp_rmem"]
+        assert values["net.ipv4.tcp_wmem"] == sysctls.HOST_DEFAULTS["net.ipv4.tcp_wmem"]
 
 
 def test_machine_wide_key_is_refused_before_building():
@@ -93,22 +94,22 @@ def test_unknown_host_in_sysctls_is_refused():
 
 
 def test_machine_sysctls_unchanged_and_nothing_left_after_stop():
-    before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    before = hostcfg.read_machine_sysctls(sysctls.MACHINE_GUARDED)
     with LabNetwork(NetworkSpec("dumbbell", args=[2, 1, 50])) as lab:
         record = RunRecord(**vars(lab.record))
         assert len(record.switches) == 2 and record.root_interfaces
         assert all(s.startswith(record.run_id) for s in record.switches)
     assert leftovers(record) == []
-    assert hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED) == before
+    assert hostcfg.read_machine_sysctls(sysctls.MACHINE_GUARDED) == before
 
 
 FIRST_RUN = textwrap.dedent("""
     import json, sys
-    from lab import hosts
-    from lab.network import LabNetwork, NetworkSpec
-    before = hosts.read_machine_sysctls(hosts.MACHINE_GUARDED)
+    from lab.sysctl import MACHINE_GUARDED
+    from lab.network import LabNetwork, NetworkSpec, read_machine_sysctls
+    before = read_machine_sysctls(MACHINE_GUARDED)
     with LabNetwork(NetworkSpec("pair")):
-        during = hosts.read_machine_sysctls(hosts.MACHINE_GUARDED)
+        during = read_machine_sysctls(MACHINE_GUARDED)
     print(json.dumps({k: [before[k], during.get(k)] for k in before if during.get(k) != before[k]}))
 """)
 

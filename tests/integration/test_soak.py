@@ -2,7 +2,8 @@
 import pytest
 
 from lab import bench
-from lab import hosts as hostcfg
+from lab import sysctl as sysctls
+from lab.network import sysctls as hostcfg
 
 pytestmark = pytest.mark.root
 
@@ -14,12 +15,12 @@ def test_ten_consecutive_runs_leave_nothing_behind():
 
 
 def test_two_runs_at_once_both_pass_and_leave_the_machine_as_it_was():
-    before = hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED)
+    before = hostcfg.read_machine_sysctls(sysctls.MACHINE_GUARDED)
     figures = bench.concurrent(say=lambda text: None)
     assert figures["exit_codes"] == [0, 0], figures["output"]
     # Each run snapshots the machine's settings and checks them at the end; if any run changed them while
     # up, the other would snapshot the changed values and put those "back".
-    assert hostcfg.read_machine_sysctls(hostcfg.MACHINE_GUARDED) == before
+    assert hostcfg.read_machine_sysctls(sysctls.MACHINE_GUARDED) == before
 
 
 def test_leak_check_sees_a_leak():

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import hosts as hostcfg
+from lab import sysctl as sysctls
+from lab.network import sysctls as hostcfg
 from lab import runrecord
 from lab.errors import LabError
 from lab.network import LabNetwork, NetworkSpec, leftovers

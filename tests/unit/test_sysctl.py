@@ -1,6 +1,6 @@
 import pytest
 
-from lab import hosts
+from lab import sysctl as hosts
 from lab.errors import SysctlError
 
 
@@ -27,3 +27,27 @@ def test_unknown_key_is_refused_with_the_allowed_ones():
 def test_values_compare_like_the_kernel_prints_them():
     assert hosts.normalize("4096\t131072  6291456\n") == "4096 131072 6291456"
     assert hosts.normalize(64) == "64"
+
+
+@pytest.mark.parametrize("key, known, error", [
+    ("net.ipv4.tcp_syncookie", {"net.ipv4.tcp_syncookies", "net.ipv4.tcp_sack"}, "did you mean net.ipv4.tcp_syncookies"),
+    ("net.ipv4.conf.h1-eth0.rp_filter", {"net.ipv4.conf.all.rp_filter"}, None),    # interfaces differ per host
+    ("net/ipv4/tcp_sack", set(), "not a sysctl name"),
+])
+def test_keys_are_checked_against_what_this_kernel_has(key, known, error):
+    if error is None:
+        hosts.check_per_host(key, known)
+        return
+    with pytest.raises(SysctlError, match=error):
+        hosts.check_per_host(key, known)
+
+
+@pytest.mark.parametrize("key, value, error", [
+    ("net.ipv4.tcp_congestion_control", "cubik", "did you mean cubic"),
+    ("net.ipv4.tcp_rmem", "4096 87380\n6291456; reboot", "not a sysctl value"),
+    ("net.ipv4.tcp_syncookies", True, "expected a whole number or text"),
+    ("net.ipv4.tcp_syncookies", 2 ** 70, "out of range"),
+])
+def test_values_are_checked_before_they_reach_the_kernel(key, value, error):
+    with pytest.raises(SysctlError, match=error):
+        hosts.check_value(key, value)

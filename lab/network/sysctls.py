@@ -1,27 +1,26 @@
-"""Per-host tuning: which sysctls belong to a host (its network namespace), and setting them there.
+"""Per-host sysctls and commands, applied to a running network: the network room's half of the sysctl walk.
 
-A key is per host when the kernel keeps it per network namespace (`net.core.somaxconn`, most
-`net.ipv4.tcp_*`); machine-wide keys (`net.core.rmem_max`, `tcp_mem`...) fail with EINVAL or do not
-exist inside a host, and changing them would change every host and the machine itself.
+lab/sysctl.py (pure) says which keys belong to a host and normalises values, checked once when a scenario
+loads; this module writes and reads them in each host's network namespace (setns() from one thread, no
+process per host), and runs a command in a node: the one checked way (`run_in`), which returns stdout and
+raises with the node, the command and its stderr when the command fails.
 """
 import ctypes
 import os
 import subprocess
 import threading
 
-from .errors import HostCommandError, SysctlError
-
-# The tables live in the pure lab/sysctl.py; these names stay for lab/network/.
-from .sysctl import (HOST_DEFAULTS as KERNEL_DEFAULTS, MACHINE_GUARDED, MACHINE_RECORDED, MACHINE_WIDE,  # noqa: E402,F401
-                     PER_HOST_HELP, PER_HOST_KEYS, PER_HOST_PREFIXES, RECORDED_KEYS, check_per_host, normalize, scope)
+from ..errors import HostCommandError, SysctlError
+from ..sysctl import RECORDED_KEYS, check_per_host, normalize
 
 
-def host_run(host, argv, timeout=10):
-    """Run ARGV inside HOST's namespaces (mnexec -a PID), return stdout; raise HostCommandError."""
-    proc = subprocess.run(["mnexec", "-a", str(host.pid), *argv], capture_output=True, text=True,
+def run_in(node, argv, timeout=10):
+    """Run ARGV inside NODE's namespaces (mnexec -a PID: a host, or a switch in the root namespace), return its
+    stdout; raise HostCommandError naming the node, the command, its status and stderr."""
+    proc = subprocess.run(["mnexec", "-a", str(node.pid), *argv], capture_output=True, text=True,
                           timeout=timeout)
     if proc.returncode != 0:
-        raise HostCommandError(host.name, " ".join(argv), proc.returncode, proc.stderr)
+        raise HostCommandError(node.name, " ".join(argv), proc.returncode, proc.stderr)
     return proc.stdout
 
 
