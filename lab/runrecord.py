@@ -195,7 +195,7 @@ class RunRecord:
                     and set(info) == {"start", "role"} and isinstance(info["role"], str)):
                 raise RecordError(f"processes: {pid!r}: {info!r}: expected \"PID\": {{start, role}}")
             _check_pid(int(pid), info["start"], f"process {pid}")
-        from .hosts import MACHINE_GUARDED   # late: hosts imports nothing from here, but keep it one-way
+        from .sysctl import MACHINE_GUARDED   # the pure table of guarded keys
         for key in ("machine_sysctls", "machine_run_values"):
             values = getattr(self, key)
             if not isinstance(values, dict):
