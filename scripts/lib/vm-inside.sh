@@ -54,6 +54,9 @@ info = {
     "congestion_control": read("/proc/sys/net/ipv4/tcp_congestion_control"),
     "congestion_control_available": (read("/proc/sys/net/ipv4/tcp_available_congestion_control") or "").split(),
     "qdisc_default": read("/proc/sys/net/core/default_qdisc"),
+    # a stock kernel's own defaults, in its own namespace (the lab never writes these): what tcplab's hosts get
+    "sysctls": {k: " ".join((read("/proc/sys/" + k.replace(".", "/")) or "").split())
+                for k in ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.core.somaxconn", "net.ipv4.tcp_syncookies")},
     "cpus": os.cpu_count(),
     "mem_total_kb": int(read("/proc/meminfo").split()[1]),
     "modules": (out / "modules.txt").read_text().split(),

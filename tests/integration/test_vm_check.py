@@ -41,6 +41,16 @@ def test_the_vm_runs_debian_12s_stock_kernel_with_netem_and_ovs(vm_run):
     assert "FAIL" not in (out / "doctor.txt").read_text()
 
 
+def test_hosts_get_a_stock_kernels_own_buffer_defaults(vm_run):
+    """tcplab gives every host fixed buffer limits (lab/sysctl.py HOST_DEFAULTS): these are what a stock
+    distribution kernel (6.1, freshly booted, nothing changed) has of its own; 6.16 and later raised
+    tcp_rmem's max to 32 MB, which is why they are fixed rather than inherited."""
+    from lab.sysctl import HOST_DEFAULTS
+    proc, out, info = vm_run
+    for key, value in HOST_DEFAULTS.items():
+        assert info["sysctls"][key] == value, (key, info["sysctls"])
+
+
 def test_every_subset_scenario_passes_in_the_vm(vm_run):
     proc, out, info = vm_run
     status = {n: json.loads((out / "results" / n / "results.json").read_text())["status"] for n in SUBSET}
