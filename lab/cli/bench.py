@@ -5,7 +5,7 @@ from ..errors import LabError
 def cmd_bench(args):
     import json as _json
 
-    from ... import bench, bench_more, stability
+    from .. import bench, bench_more, stability
     say = print
     figures = {}
     sections = args.only.split(",") if args.only else ["lifecycle", "library", "storm", "throughput", "soak",
