@@ -1,4 +1,4 @@
-"""The lab's errors. Only lab/cli.py and lab/console.py turn them into messages and exit codes."""
+"""The lab's errors. Only the CLI (lab/cli/) and lab/console.py turn them into messages and exit codes."""
 
 
 class LabError(Exception):

@@ -6,7 +6,7 @@ are names. lab/scenario.py maps a refusal back to the file's line; lab/validatio
 against the world (the topology's hosts, this kernel's counters, the guests' own flags and events).
 The format is documented in docs/scenarios.md and is a contract: files users wrote keep working.
 """
-from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
                       field_validator, model_validator)

@@ -1,5 +1,5 @@
 """`tcplab run` as a library: many scenarios, repeats with their spread, the suite's files. Returns a
-SuiteResult; printing and exit codes are the CLI's (lab/cli.py).
+SuiteResult; printing and exit codes are the CLI's (lab/cli/).
 
 Repeats follow Flent's batch runs: each scenario N times, and per check the pass rate and the spread of
 the observed value (min / median / max). A check that passes less than every time is a defect to fix.

@@ -74,7 +74,7 @@ def render(exercise, rows, reports_dir, page):
         else:
             by = {r["criterion"]: r for r in mine}
             cells = "".join(
-                (f"<td class=ok>pass</td>" if by[n]["passed"] else
+                ("<td class=ok>pass</td>" if by[n]["passed"] else
                  f"<td class=no title='{escape(str(by[n].get('hint') or ''))}'>FAIL</td>") if n in by else "<td class=na>-</td>"
                 for n in names)
             ok = sum(bool(r["passed"]) for r in mine)

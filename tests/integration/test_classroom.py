@@ -1,7 +1,5 @@
 """Exercises check themselves: a correct solution passes, an incorrect one fails with its hint shown."""
 import csv
-import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,7 +156,7 @@ def test_parallel_grading_gives_the_same_verdicts_as_one_at_a_time(tmp_path):
     for jobs in ("1", "2"):
         out = _check("overflow-fix", "--labs", str(labs), "--out", str(tmp_path / f"j{jobs}"), "--jobs", jobs)
         assert out.returncode == 0, out.stdout + out.stderr
-        assert f"4/4 graded" in out.stdout
+        assert "4/4 graded" in out.stdout
         verdicts[jobs] = sorted((r["student"], r["criterion"], r["passed"]) for r in _rows(tmp_path / f"j{jobs}"))
     assert verdicts["1"] == verdicts["2"]
     assert ("s1", "no accept-queue overflow", "False") in verdicts["1"] and ("s0", "no accept-queue overflow", "True") in verdicts["1"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from lab import sysctl as sysctls
 from lab.network import sysctls as hostcfg
 from lab.guests import GUEST_DIR, guest_argv
 from lab.network import LabNetwork, NetworkSpec

@@ -1,7 +1,6 @@
 """No scenario can pass vacuously: each library scenario, run once with the behaviour it teaches switched
 off, fails the checks that teach it. A mutation is a change to the scenario's text (a server that accepts at
 once, a reader that never pauses, syncookies on...) and the checks it must make fail."""
-from pathlib import Path
 
 import pytest
 

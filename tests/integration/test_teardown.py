@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from lab import sysctl as sysctls
 from lab.network import sysctls as hostcfg
 from lab import runrecord
 from lab.errors import LabError

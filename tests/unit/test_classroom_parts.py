@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab import library
-from lab.classroom import changes, flatten, load_exercise, variants_of
+from lab.classroom import changes, load_exercise, variants_of
 from lab.classroom.dashboard import most_missed, render, shares
 from lab.classroom.exercise import Criterion, render as render_text, variant_index
 from lab.classroom.exports import autograding, junit

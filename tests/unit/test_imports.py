@@ -1,7 +1,6 @@
 """Every import in lab/ and guest/ names a module that exists, including those deferred inside functions
 (the CLI imports its heavy parts lazily, so a wrong one would only fail when a user typed that command)."""
 import ast
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path

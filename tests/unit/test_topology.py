@@ -1,7 +1,13 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from lab import topology
 from lab.topology import Ref, TopologyError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_topologies():
@@ -96,3 +102,16 @@ def test_the_stand_in_topo_builds_the_shipped_files_like_mininet():
         assert sorted(stand_in.hosts()) == sorted(real.hosts()), name
         assert sorted(stand_in.switches()) == sorted(real.switches()), name
         assert len(stand_in.links()) == len(real.links()), name
+
+
+def test_every_scenario_validates_where_mininet_is_absent():
+    # A student checks a scenario on a laptop without Mininet: `tcplab show` must still validate it.
+    code = ("import sys; sys.modules['mininet'] = None\n"
+            "from pathlib import Path\n"
+            "from lab.library import load_scenario, describe\n"
+            "files = sorted(Path('scenarios').rglob('*.yaml'))\n"
+            "for f in files: describe(load_scenario(str(f), False))\n"
+            "print(len(files))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert int(out.stdout) >= 16
