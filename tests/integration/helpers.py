@@ -1,5 +1,8 @@
 """Helpers for real-network tests: start guests, read counters, wait with bounds (never bare sleeps)."""
+import contextlib
+import sys
 import time
+from pathlib import Path
 
 from lab import counters
 from lab.guests import GuestProcess
@@ -37,3 +40,34 @@ def wait_until(predicate, timeout, interval=0.05):
 
 def events(g, kind):
     return [e for e in g.events if e.get("event") == kind]
+
+
+@contextlib.contextmanager
+def lab_prompt(log_path, *cli_args, timeout=30):
+    """`tcplab cli CLI_ARGS` under pexpect, at its first prompt. Leaving the block exits the prompt and asserts
+    that the network was removed and the CLI exited 0; LOG_PATH keeps what it printed, shown on failure."""
+    import pexpect                      # a missing module fails here: never a skip in root CI
+    root = Path(__file__).resolve().parents[2]
+    with open(log_path, "w") as log:
+        child = pexpect.spawn(sys.executable, ["-m", "lab.cli", "cli", *cli_args], cwd=str(root),
+                              encoding="utf-8", timeout=timeout)
+        child.logfile_read = log
+        try:
+            child.expect("tcplab> ")
+            yield child
+            child.sendline("exit")
+            child.expect("network removed")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+    assert child.exitstatus == 0, Path(log_path).read_text()
+
+
+def ask(child, line, *patterns):
+    """Send LINE at the prompt, expect each pattern in turn, then the next prompt; the last match."""
+    child.sendline(line)
+    for p in patterns:
+        child.expect(p)
+    match = child.match
+    child.expect(r"tcplab> |h\d+> ")
+    return match

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from lab.classroom import grade, list_exercises, load_exercise, variants_of
+from .helpers import ask, lab_prompt
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,53 +164,20 @@ def test_parallel_grading_gives_the_same_verdicts_as_one_at_a_time(tmp_path):
 
 
 def test_student_session_through_cli_and_console(tmp_path):
-    import pexpect                      # a missing module fails here: never a skip in root CI
-    log = open(tmp_path / "session.log", "w")
-    child = pexpect.spawn(sys.executable, ["-m", "lab.cli", "cli", "zero-window"], cwd=str(ROOT),
-                          encoding="utf-8", timeout=30)
-    child.logfile_read = log
-    try:
-        child.expect("its guests are ready to start by hand: server, client")
-        child.expect("tcplab> ")
-        child.sendline("start server")
-        child.expect(r"started server on h1")
-        child.expect("tcplab> ")
-        child.sendline("sockconsole h2")
-        child.expect("h2> ")
-        child.sendline("connect 10.0.0.1 9000")
-        child.expect(r"connected 10\.0\.0\.2:\d+ -> 10\.0\.0\.1:9000")
-        child.expect("h2> ")
-        child.sendline("nonblock on")
-        child.expect("h2> ")
+    with lab_prompt(tmp_path / "session.log", "zero-window") as child:
+        assert "its guests are ready to start by hand: server, client" in child.before
+        ask(child, "start server", r"started server on h1")
+        ask(child, "sockconsole h2")
+        ask(child, "connect 10.0.0.1 9000", r"connected 10\.0\.0\.2:\d+ -> 10\.0\.0\.1:9000")
+        ask(child, "nonblock on")
         for _ in range(40):                      # the server does not read: fill its window and our queue
-            child.sendline("send 65536")
-            i = child.expect([r"EAGAIN", r"sent \d+ bytes"])
-            child.expect("h2> ")
-            if i == 0:
+            if ask(child, "send 65536", r"EAGAIN|sent \d+ bytes").group(0) == "EAGAIN":
                 break
         else:
             pytest.fail("never saw EAGAIN")
-        child.sendline("queues")
-        child.expect(r"send-q (\d+) bytes")
-        assert int(child.match.group(1)) > 0
-        child.expect("h2> ")
-        child.sendline("quit")
-        child.expect("tcplab> ")
-        child.sendline("counters h1")
-        child.expect(r"TcpExt\.TCPToZeroWindowAdv\s+(\d+)")
-        assert int(child.match.group(1)) >= 1
-        child.expect("tcplab> ")
-        child.sendline("sockets h1")
-        child.expect(r"ESTAB\s+10\.0\.0\.1:9000\s+10\.0\.0\.2:\d+\s+(\d+)")
-        assert int(child.match.group(1)) > 0       # Recv-Q: what we sent, unread
-        child.expect("tcplab> ")
-        child.sendline("stop server")
-        child.expect("stopped server")
-        child.expect("tcplab> ")
-        child.sendline("exit")
-        child.expect("network removed")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close()
-        log.close()
-    assert child.exitstatus == 0, (tmp_path / "session.log").read_text()
+        assert int(ask(child, "queues", r"send-q (\d+) bytes").group(1)) > 0
+        ask(child, "quit")
+        assert int(ask(child, "counters h1", r"TcpExt\.TCPToZeroWindowAdv\s+(\d+)").group(1)) >= 1
+        # Recv-Q on the server's side: what we sent, unread
+        assert int(ask(child, "sockets h1", r"ESTAB\s+10\.0\.0\.1:9000\s+10\.0\.0\.2:\d+\s+(\d+)").group(1)) > 0
+        ask(child, "stop server", "stopped server")

@@ -14,7 +14,7 @@ from lab.errors import LabError, SysctlError
 from lab.network import LabNetwork, NetworkSpec, leftovers
 from lab.runrecord import RunRecord, all_records
 
-from .helpers import counter, deltas, guest, snapshot, wait_until
+from .helpers import ask, counter, deltas, guest, lab_prompt, snapshot, wait_until
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,40 +197,14 @@ def test_two_runs_at_once_do_not_collide():
 
 
 def test_cli_session(tmp_path):
-    pexpect = pytest.importorskip("pexpect")
-    log = open(tmp_path / "cli.log", "w")
-    child = pexpect.spawn(sys.executable, ["-m", "lab.cli", "cli"], cwd=str(ROOT), encoding="utf-8", timeout=30)
-    child.logfile_read = log
-    try:
-        child.expect("tcplab> ")
-        child.sendline("pingall")
-        child.expect(r"Results: 0% dropped")
-        child.expect("tcplab> ")
-        child.sendline("h1 iperf3 -s -1 &")
-        child.expect("tcplab> ")
-        child.sendline("h2 sleep 0.3; iperf3 -c 10.0.0.1 -t 1")
-        child.expect("iperf Done")
-        child.expect("tcplab> ")
-        child.sendline("counters h2")
-        child.expect(r"Tcp\.ActiveOpens\s+(\d+)")
-        assert int(child.match.group(1)) >= 1
-        child.expect("tcplab> ")
-        child.sendline("counters h1")
-        child.expect(r"Tcp\.PassiveOpens\s+(\d+)")
-        child.expect("tcplab> ")
-        child.sendline("sysctl h1 net.core.somaxconn=64")
-        child.expect("h1: net.core.somaxconn = 64")
-        child.expect("tcplab> ")
-        child.sendline("sysctl h2 net.core.rmem_max=1")
-        child.expect("machine-wide")
-        child.expect("tcplab> ")
-        child.sendline("exit")
-        child.expect("network removed")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close()
-        log.close()
-    assert child.exitstatus == 0, (tmp_path / "cli.log").read_text()
+    with lab_prompt(tmp_path / "cli.log") as child:
+        ask(child, "pingall", r"Results: 0% dropped")
+        ask(child, "h1 iperf3 -s -1 &")
+        ask(child, "h2 sleep 0.3; iperf3 -c 10.0.0.1 -t 1", "iperf Done")
+        assert int(ask(child, "counters h2", r"Tcp\.ActiveOpens\s+(\d+)").group(1)) >= 1
+        assert int(ask(child, "counters h1", r"Tcp\.PassiveOpens\s+(\d+)").group(1)) >= 1
+        ask(child, "sysctl h1 net.core.somaxconn=64", "h1: net.core.somaxconn = 64")
+        ask(child, "sysctl h2 net.core.rmem_max=1", "machine-wide")
 
 
 def test_second_installer_run_changes_nothing():
