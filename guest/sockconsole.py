@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tcplab socket console: drive one TCP socket by hand and see the kernel's answer to each call.
 
-Run it inside a host (from `tcplab cli`: `h1 sockconsole`, or by hand:
+Run it inside a host (from `tcplab cli`: `sockconsole h1`, or by hand:
 `python3 guest/sockconsole.py --name h1`). Every command prints one line: what the kernel returned
 (bytes, a queue length) or the errno name and what it means.
 

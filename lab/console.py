@@ -5,8 +5,11 @@
     sockets HOST                    each TCP socket: queues, accept queue/backlog, tcp_info
     sysctl HOST [KEY[=VALUE]]       read or set a per-host sysctl (machine-wide keys are refused)
     sockconsole HOST                the interactive socket console inside HOST (quit to come back)
-    guests | start NAME | events NAME | stop NAME    (tcplab cli SCENARIO) the scenario's guests, by hand
+    guests | start NAME [OPTION ...] | events NAME | stop NAME
+                                    (tcplab cli SCENARIO) the scenario's guests by hand; options after
+                                    NAME are added to the guest's own, and win: start server --resume-after 300
 """
+import shlex
 import subprocess
 import time
 
@@ -145,12 +148,20 @@ class LabConsole(CLI):
             self.say(f"  {g.name:<12} on {g.host:<8} {state:<12} {g.program} {' '.join(g.argv)}")
 
     def do_start(self, line):
-        """start NAME: start one of the scenario's guests in its host."""
-        spec = self._guest_spec(line.strip())
+        """start NAME [OPTION ...]: start one of the scenario's guests in its host; OPTIONs (the guest's own,
+        see docs/guests.md) come after the scenario's, so they win: `start server --resume-after 300`."""
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            return self.say(f"start: {e}")
+        if not words:
+            return self.say("usage: start NAME [OPTION ...]")
+        name, *extra = words
+        spec = self._guest_spec(name)
         if spec is None:
             return
         addresses = {h: self.lab.host(h).IP() for h in self.lab.host_names()}
-        argv = substitute(spec.argv, addresses, time.monotonic())
+        argv = substitute(spec.argv, addresses, time.monotonic()) + extra
         g = GuestProcess(spec.name, spec.host, spec.program, argv).start(self.lab)
         self.running[spec.name] = g
         if spec.ready and not g.wait_event(spec.ready, 5):

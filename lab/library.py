@@ -147,7 +147,12 @@ def describe(sc):
     lines = [f"{sc.name}: {sc.title}", ""]
     if sc.teaches:
         lines += [sc.teaches.strip(), ""]
-    lines.append(f"Network: {sc.topology} on a {sc.switch} switch")
+    if sc.controller:
+        datapath = "kernel" if sc.switch == "ovs" else "userspace"
+        lines.append(f"Network: {sc.topology} on Open vSwitch ({datapath} datapath) driven by the lab's OpenFlow "
+                     "controller")
+    else:
+        lines.append(f"Network: {sc.topology} on a {sc.switch} switch")
     from .sysctl import HOST_DEFAULTS
     lines.append("  every host: " + ", ".join(f"{k}={v}" for k, v in HOST_DEFAULTS.items()))
     algorithms = sorted({sc.congestion(h) for h in [*sc.hosts, "*"]})

@@ -2,6 +2,7 @@
 import csv
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -166,10 +167,13 @@ def test_parallel_grading_gives_the_same_verdicts_as_one_at_a_time(tmp_path):
 def test_student_session_through_cli_and_console(tmp_path):
     with lab_prompt(tmp_path / "session.log", "zero-window") as child:
         assert "its guests are ready to start by hand: server, client" in child.before
-        ask(child, "start server", r"started server on h1")
+        ask(child, "start server --resume-after 300", r"started server on h1: .*--resume-after 300")
         ask(child, "sockconsole h2")
         ask(child, "connect 10.0.0.1 9000", r"connected 10\.0\.0\.2:\d+ -> 10\.0\.0\.1:9000")
         ask(child, "nonblock on")
+        # Walkthrough 4 at a person's pace: the scenario's own resume-after (2 s) would be over by now, and
+        # the window would never close; the --resume-after 300 typed at `start` is what keeps it shut.
+        time.sleep(2.5)
         for _ in range(40):                      # the server does not read: fill its window and our queue
             if ask(child, "send 65536", r"EAGAIN|sent \d+ bytes").group(0) == "EAGAIN":
                 break
