@@ -255,6 +255,8 @@ def write_page(path, machine, figures):
         kept = _json.loads(store.read_text())
     except (OSError, ValueError):
         kept = {}
+    if "stability" in figures:     # conditions are measured one command at a time: keep the others' figures
+        figures = dict(figures, stability={**kept.get("figures", {}).get("stability", {}), **figures["stability"]})
     kept.setdefault("figures", {}).update({k: v for k, v in figures.items()})
     kept.setdefault("measured", {}).update({k: time.strftime("%Y-%m-%d") for k in figures})
     kept["machine"] = machine

@@ -13,11 +13,13 @@ import contextlib
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from .errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
 CC = "/proc/sys/net/ipv4/tcp_congestion_control"
@@ -70,14 +72,26 @@ CONDITIONS = {
 }
 
 
-def run_condition(condition, repeat, names, say):
-    """Run NAMES REPEAT times under CONDITION -> {scenario: {"runs", "passed", "checks": [spread dicts]}}."""
-    with tempfile.TemporaryDirectory() as out, CONDITIONS[condition]():
+def run_condition(condition, repeat, names, say, out_root=ROOT / "results" / "stability"):
+    """Run NAMES REPEAT times under CONDITION -> {scenario: {"runs", "passed", "checks": [spread dicts]}}.
+    The runs' results and their terminal output stay in OUT_ROOT/CONDITION/ (run.log) for a look afterwards."""
+    out = Path(out_root) / condition
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    log_path = out / "run.log"
+    say(f"  {condition}: {len(names) if names != ['all'] else 'the library'} x {repeat}, progress in {log_path}")
+    with CONDITIONS[condition](), open(log_path, "w") as log:
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "lab.cli", "run", *names, "--repeat", str(repeat), "--out", out,
-                               "--quiet"], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "lab.cli", "run", *names, "--repeat", str(repeat), "--out",
+                               str(out)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
         wall = time.monotonic() - started
-        entries = json.loads((Path(out) / "summary.json").read_text())
+    summary = out / "summary.json"
+    if not summary.exists():
+        tail = log_path.read_text()[-1500:]
+        raise LabError(f"stability under {condition}: the run exited {proc.returncode} without a summary.json; "
+                       f"the end of {log_path}:\n{tail}")
+    entries = json.loads(summary.read_text())
     table = {}
     for e in entries:
         row = table.setdefault(e["scenario"], {"runs": 0, "passed": 0, "skipped": 0, "checks": []})
