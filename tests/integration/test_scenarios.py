@@ -135,3 +135,68 @@ def test_every_action_kind_takes_effect():
     failed = [v.message for v in result.expectations if not v.passed]
     assert result.status == "PASS", result.error or failed
     assert [a["kind"] for a in result.actions] == ["rate", "link-down", "link-up", "sysctl", "signal", "signal"]
+
+
+GUEST_KEYS = """
+title: the guest keys start, after, ready, stop and wait
+topology: single,2
+guests:
+  - {name: server, host: h1, program: server, args: {port: 9000}}
+  - {name: slow, host: h1, program: server, start: 0.5, ready: listening, args: {port: 9001}}
+  - {name: follower, host: h2, program: client, after: slow, args: {mode: connect, server: "{h1}:9001", count: 1}}
+  - {name: hog, host: h2, program: client, wait: false, stop: 1.5,
+     args: {mode: write, server: "{h1}:9000", duration: 20}}
+  - {name: brief, host: h2, program: client, start: 0.2, args: {mode: connect, server: "{h1}:9000", count: 1}}
+  - {name: timed, host: h2, program: client, args: {mode: write, server: "{h1}:9000", duration: 2.5}}
+duration: 10
+expect:
+  - "follower: first connect.t_rel >= 0.5"
+  - "h2: Tcp.ActiveOpens == 4"
+"""
+
+
+def test_guest_keys_take_effect():
+    from lab.library import load_text
+    result = run_scenario(load_text(GUEST_KEYS, name="guest-keys"))
+    assert result.status == "PASS", result.error or [v.message for v in result.expectations if not v.passed]
+    first = {name: g.events[0]["t_rel"] for name, g in result.guests.items() if g.events}
+    # start: a guest starts at its time; after + ready: the follower waits for slow's `listening`
+    assert 0.2 <= first["brief"] < 0.5 and first["slow"] >= 0.5
+    listening = next(e["t_rel"] for e in result.guests["slow"].events if e["event"] == "listening")
+    assert first["follower"] >= listening
+    # stop: SIGTERM at 1.5 s, so the 20 s writer's summary comes then, while `timed` still writes; wait: false:
+    # the timeline ended when the waited-for clients were done (timed, 2.5 s), not at hog's 20 s nor `duration`
+    hog_end = result.guests["hog"].summary["t_rel"]
+    assert 1.5 <= hog_end < 2.2, hog_end
+    assert 2.5 <= result.timeline_s < 3.5, result.timeline_s
+
+
+def test_strict_turns_a_real_skip_into_exit_3(tmp_path):
+    # rtt-window needs netem; where the kernel has it, a congestion control no kernel module provides is skipped
+    # the same way (the scenario says what it relies on).
+    if probes.netem_available():
+        text = library.resolve("zero-window").read_text().replace(
+            "topology: single,2", "topology: single,2\nhosts: {h1: {sysctl: {net.ipv4.tcp_congestion_control: "
+                                  "highspeed}}}")
+        target = tmp_path / "needs-highspeed.yaml"
+        target.write_text(text)
+        if "highspeed" in Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text():
+            pytest.fail("this machine has both netem and highspeed loaded: choose another missing dependency")
+    else:
+        target = "rtt-window"
+    plain = _cli("run", str(target), "--out", str(tmp_path / "plain"))
+    assert plain.returncode == 0 and "skipped" in plain.stdout.lower(), plain.stdout + plain.stderr
+    strict = _cli("run", str(target), "--strict", "--out", str(tmp_path / "strict"))
+    assert strict.returncode == 3, strict.stdout + strict.stderr
+    summary = json.loads((tmp_path / "strict" / "summary.json").read_text())
+    assert [e["status"] for e in summary] == ["SKIP"] and summary[0]["skipped"]
+
+
+def test_a_library_scenario_passes_on_userspace_open_vswitch_without_a_controller(tmp_path):
+    text = library.resolve("zero-window").read_text().replace("topology: single,2", "topology: single,2\nswitch: ovs-user")
+    path = tmp_path / "zero-window-ovs-user.yaml"
+    path.write_text(text)
+    out = _cli("run", str(path), "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads((tmp_path / "out" / "zero-window-ovs-user" / "results.json").read_text())
+    assert data["status"] == "PASS"
