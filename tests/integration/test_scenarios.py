@@ -138,15 +138,15 @@ def test_every_action_kind_takes_effect():
 
 
 GUEST_KEYS = """
-title: the guest keys start, after, ready, stop and wait
+title: the guest keys start, after, ready, stop and wait (guests start in the order listed)
 topology: single,2
 guests:
   - {name: server, host: h1, program: server, args: {port: 9000}}
+  - {name: brief, host: h2, program: client, start: 0.2, args: {mode: connect, server: "{h1}:9000", count: 1}}
   - {name: slow, host: h1, program: server, start: 0.5, ready: listening, args: {port: 9001}}
   - {name: follower, host: h2, program: client, after: slow, args: {mode: connect, server: "{h1}:9001", count: 1}}
   - {name: hog, host: h2, program: client, wait: false, stop: 1.5,
      args: {mode: write, server: "{h1}:9000", duration: 20}}
-  - {name: brief, host: h2, program: client, start: 0.2, args: {mode: connect, server: "{h1}:9000", count: 1}}
   - {name: timed, host: h2, program: client, args: {mode: write, server: "{h1}:9000", duration: 2.5}}
 duration: 10
 expect:
