@@ -5,7 +5,10 @@ For the SYN-queue and syncookie lessons. SYNs leave from this host's own address
 outside one), from --count different source ports at --rate per second. Each SYN-ACK the server sends
 back would make this host's kernel answer with RST (no socket owns those ports), which would free the
 server's SYN queue at once; --drop-rsts adds a firewall rule inside this host that drops those RSTs,
-and removes it at exit. Needs root (a raw socket) inside the host.
+and removes it at exit. The source ports lie below this host's ephemeral range
+(net.ipv4.ip_local_port_range), so a real client on the same host never picks a port a flood SYN used:
+it would share that half-open connection's 4-tuple, get its SYN-ACK, and its answering RST would fall to
+the rule. Needs root (a raw socket) inside the host.
 
 Events: rst-rule, sent (every --report SYNs), summary.
 
@@ -48,22 +51,31 @@ def local_address_towards(dst_ip):
         return probe.getsockname()[0]
 
 
-RST_RULE = ["OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-d", "{dst}", "--dport", "{port}", "-j", "DROP"]
+RST_RULE = ["OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-d", "{dst}", "--dport", "{port}",
+            "--sport", "{first}:{last}", "-j", "DROP"]
 
 
-def rst_rule(action, dst, port):
-    rule = [part.format(dst=dst, port=port) for part in RST_RULE]
+def rst_rule(action, dst, port, ports):
+    rule = [part.format(dst=dst, port=port, first=ports.start, last=ports.stop - 1) for part in RST_RULE]
     subprocess.run(["iptables", action, *rule], check=True, capture_output=True, text=True)
 
 
-PORTS = (20000, 60000)      # source ports used, one per SYN
+FIRST_PORT = 1024           # source ports: from here up to the host's ephemeral range, one per SYN
+MAX_COUNT = 32768 - FIRST_PORT      # with the kernel's default ip_local_port_range (32768 60999)
+
+
+def flood_ports():
+    """The source ports below this host's ephemeral range (which a real client's connect() draws from)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    return range(FIRST_PORT, low)
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="synflood.py", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("server", type=kernel.HOSTPORT, help="HOST:PORT of the listener ({h1}:9000 in a scenario)")
-    p.add_argument("--count", type=kernel.integer(1, PORTS[1] - PORTS[0], "SYN count", "SYNs, one per source port"),
+    p.add_argument("--count", type=kernel.integer(1, MAX_COUNT, "SYN count", "SYNs, one per source port"),
                    default=1000, help="SYNs to send (one per source port)")
     p.add_argument("--rate", type=kernel.real(0.1, 1e6, "SYN rate", "SYNs per second"), default=1000.0, help="SYNs per second")
     p.add_argument("--drop-rsts", action="store_true", help="drop this host's RSTs to the server while running")
@@ -82,7 +94,8 @@ EVENTS = {
     "rst-rule": {"doc": "the firewall rule dropping this host's RSTs (--drop-rsts)", "modes": None, "fields": {
         "action": ["str", "added or removed"],
         "dst": ["str", "the server's address"],
-        "port": ["int", "the server's port"]}},
+        "port": ["int", "the server's port"],
+        "sports": ["str", "the source ports of the SYNs, below the ephemeral range: only RSTs from them are dropped"]}},
     "sent": {"doc": "every --report SYNs", "modes": None, "fields": {
         "count": ["int", "SYNs sent so far"],
         "elapsed_s": ["float", "seconds since the first"]}},
@@ -105,14 +118,17 @@ def main(argv=None):
     rule = False
     try:
         src = local_address_towards(dst)       # ENETUNREACH when this host has no route there
+        ports = flood_ports()
+        if args.count > len(ports):
+            raise ValueError(f"--count {args.count}: only {len(ports)} source ports lie below this host's "
+                             f"ephemeral range (net.ipv4.ip_local_port_range starts at {ports.stop})")
         if args.drop_rsts:
-            rst_rule("-A", dst, port)
+            rst_rule("-A", dst, port, ports)
             rule = True
-            ev.emit("rst-rule", action="added", dst=dst, port=port)
+            ev.emit("rst-rule", action="added", dst=dst, port=port, sports=f"{ports.start}-{ports.stop - 1}")
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-        ports = random.sample(range(*PORTS), args.count)
         start = time.monotonic()
-        for i, sport in enumerate(ports):
+        for i, sport in enumerate(random.sample(ports, args.count)):
             due = start + i / args.rate
             delay = due - time.monotonic()
             if delay > 0:
@@ -128,14 +144,14 @@ def main(argv=None):
     except OSError as e:
         ev.syscall("error", "socket", -1, err=e, message=str(e))
         reason = "error"
-    except subprocess.CalledProcessError as e:
-        ev.emit("error", message=str(e.stderr or e))
+    except (subprocess.CalledProcessError, ValueError) as e:
+        ev.emit("error", message=str(getattr(e, "stderr", None) or e))
         ev.errors += 1
         reason = "error"
     finally:
         if rule:
-            rst_rule("-D", dst, port)
-            ev.emit("rst-rule", action="removed", dst=dst, port=port)
+            rst_rule("-D", dst, port, ports)
+            ev.emit("rst-rule", action="removed", dst=dst, port=port, sports=f"{ports.start}-{ports.stop - 1}")
     ev.summary(reason=reason, sent=sent, source=src, target=f"{dst}:{port}")
     return 0 if reason != "error" else 1
 

@@ -40,13 +40,22 @@ def _write(path, value):
 def machine_congestion(name):
     """The root namespace's default congestion control set to NAME for the block, then put back (with the
     allowed list, which writing a default extends)."""
+    from .runrecord import RunRecord
+    from .sysctl import CONGESTION
     before_cc, before_allowed = _read(CC), _read(ALLOWED)
+    # A run record names the default as it was: if this process is killed (SIGKILL, a lost session), the
+    # next lab run's cleanup of dead runs puts it back, as it does for a network's sysctls.
+    record = RunRecord.create(purpose=f"stability: machine congestion control {name}")
+    record.machine_sysctls = {CONGESTION: before_cc}
+    record.machine_run_values = {CONGESTION: name}
+    record.save()
     try:
         _write(CC, name)
         yield
     finally:
         _write(CC, before_cc)
         _write(ALLOWED, before_allowed)
+        record.remove()
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import LabError
 
 TOPOLOGY_DIR = Path(__file__).resolve().parent.parent / "topologies"
-MAX_HOSTS = 1000
+MAX_HOSTS = 1001          # a server and 1000 clients: the storm benchmark (tcplab bench --only storm)
 MAX_NODES = 1200
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 

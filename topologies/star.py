@@ -12,7 +12,7 @@ from mininet.topo import Topo
 
 class StarTopo(Topo):
     # What a scenario may set (tcplab accepts only these): name -> (type, low, high, meaning)
-    PARAMS = {"clients": (int, 1, 999, "client hosts"), "bw": (float, 0.1, 10000, "Mbit/s on the server's link")}
+    PARAMS = {"clients": (int, 1, 1000, "client hosts"), "bw": (float, 0.1, 10000, "Mbit/s on the server's link")}
 
     def build(self, clients=4, bw=None):
         switch = self.addSwitch("s1")

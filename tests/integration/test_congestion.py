@@ -63,3 +63,25 @@ def test_repeats_report_pass_rates_and_spreads(tmp_path):
     assert got["runs"] == 3 and got["passed"] == 3 and got["spread"] == {"min": 3000, "median": 3000, "max": 3000, "n": 3}
     assert "3/3 server: first read.got == 3000" in (tmp_path / "index.html").read_text()
     assert not (tmp_path / "partial-read" / "report.html").exists(), "a repeat leaves no stale top-level report"
+
+
+def test_a_killed_stability_run_has_the_machines_default_put_back_by_the_next_cleanup():
+    """SIGKILL (a lost session) skips every finally: the run record left behind names the default as it was."""
+    before = CC.read_text()
+    other = "reno" if before.strip() != "reno" else "cubic"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom lab.stability import machine_congestion\n"
+         f"with machine_congestion({other!r}):\n    print('set', flush=True)\n    time.sleep(60)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "set"
+        assert CC.read_text().strip() == other
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert CC.read_text().strip() == other, "the kill itself put the default back: the test proves nothing"
+    out = subprocess.run([sys.executable, "-m", "lab.cli", "cleanup"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert CC.read_text() == before, out.stdout

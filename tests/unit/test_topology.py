@@ -115,3 +115,15 @@ def test_every_scenario_validates_where_mininet_is_absent():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-3000:]
     assert int(out.stdout) >= 16
+
+
+def test_the_storm_benchmarks_topology_validates():
+    # `tcplab bench --only storm`: a server and 1000 clients, at the host limit
+    out = subprocess.run([sys.executable, "-c", "import sys\n"
+                          "from lab import bench, library\n"
+                          "at = 1000 * bench.STORM_START_S_PER_CLIENT + 2\n"
+                          "lines = '\\n'.join(f'  - {{name: cl{i}, host: c{i}, program: client, args: {{mode: connect, "
+                          "server: \"{{server}}:9000\", count: 1}}}}' for i in range(1, 1001))\n"
+                          "library.load_text(bench.STORM.format(clients=1000, client_lines=lines), name='storm')\n"
+                          "print('ok')"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
