@@ -94,7 +94,8 @@ def _class_of(tmp_path, answers):
     labs = tmp_path / "class"
     for student, text in answers.items():
         (labs / student).mkdir(parents=True)
-        (labs / student / "answer.yaml").write_text(text)
+        path = labs / student / "answer.yaml"
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     return labs
 
 
@@ -116,7 +117,8 @@ def test_a_class_with_hostile_submissions_is_graded_completely(tmp_path):
         "innamespace": head + "topology: {name: single, args: [2], params: {inNamespace: false}}\n",
         "namepath": f"name: {tmp_path}/outside\n" + head,
         "aliases": "a: &a [x, x, x, x, x, x]\n" + "".join(f"a{i}: &a{i} [*a, *a, *a, *a, *a, *a]\n" for i in range(9)),
-        "garbage": "\x00\xff\xfe binary",
+        "garbage": b"\x00\xff\xfe binary",      # not UTF-8
+        "nul": "title: t\x00\n",                  # UTF-8, but a control character YAML refuses
         "hang": start.replace("duration: 30", "duration: 600").replace("count: {{per_client}}", "count: 5")
                      .replace("timeout: 20", "timeout: 600").replace("accept: serial", "accept: never"),
     }
@@ -134,14 +136,14 @@ def test_a_class_with_hostile_submissions_is_graded_completely(tmp_path):
     rows = _rows(tmp_path / "grades")
     status = {r["student"]: r["status"] for r in rows}
     assert status == {"ada": "graded", "topofile": "refused", "hopts": "refused", "innamespace": "refused",
-                      "namepath": "refused", "aliases": "refused", "garbage": "refused", "hang": "timeout",
+                      "namepath": "refused", "aliases": "refused", "garbage": "refused", "nul": "refused", "hang": "timeout",
                       "twofiles": "refused", "link": "refused"}, status
     assert all(r["passed"] == "True" for r in rows if r["student"] == "ada")
     why = {r["student"]: r["message"] for r in rows}
     assert "tcplab runs topology files as code" in why["topofile"]
     assert "no parameter 'hopts'" in why["hopts"] and "no parameter 'inNamespace'" in why["innamespace"]
     assert ":1: name:" in why["namepath"] and "aliases" in why["aliases"]
-    assert "not UTF-8" in why["garbage"] and "longer than 25" in why["hang"]
+    assert "not UTF-8" in why["garbage"] and "unacceptable character" in why["nul"] and "longer than 25" in why["hang"]
     assert "exactly one .yaml" in why["twofiles"] and "not a link" in why["link"]
     html = (tmp_path / "grades.html").read_text()
     assert "ada" in html and "<script" not in html

@@ -13,10 +13,10 @@ pytestmark = pytest.mark.root
 MUTATIONS = {
     "established-queues": ("the server reads at once: nothing waits in its receive queue",
                            [("stop-after: 0, resume-after: 1.5", "read-size: 65536")],
-                           ["h1: max sockets.recv_q >= 10000"]),
+                           ["h1: max sockets.recv_q >= 50000"]),
     "blocking-read": ("the client sends at once: the read does not wait",
                       [("delay: 1.0", "delay: 0")],
-                      ["server: first read.blocked_s in [0.8, 2.0]"]),
+                      ["server: first read.blocked_s in [0.9, 1.3]"]),
     "partial-read": ("the first client sends more than the read asks for, and the reader is late",
                      [("{port: 9000, read-size: 1048576}", "{port: 9000, read-size: 1000}")],
                      ["server: first read.got == 3000"]),
@@ -73,6 +73,14 @@ def mutated(name):
 
 def test_every_library_scenario_has_a_mutation():
     assert set(MUTATIONS) >= {p.stem for p in library.scenario_paths()} - {"rtt-window"}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_the_checks_a_mutation_must_fail_are_its_scenarios_checks(name):
+    """No network: a band re-derived in a scenario must be re-named here, or the mutation proves nothing."""
+    checks = {c.text for c in library.load_scenario(name).expect}
+    missing = [c for c in MUTATIONS[name][2] or [] if c not in checks]
+    assert not missing, f"{name}: not among its checks: {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(MUTATIONS))

@@ -67,29 +67,32 @@ def test_bad_input_exits_2_before_building(tmp_path):
 
 
 def test_sigint_writes_partial_results_and_leaves_nothing(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "listen-overflow", "--out", str(tmp_path)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Wait until the timeline runs (guests started), then interrupt. A reader thread: readline() alone could
-    # block past the deadline.
-    lines, seen = [], threading.Event()
+    # `with`: the pipes are closed however the test ends (an open one is a ResourceWarning pytest fails on)
+    with subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "listen-overflow", "--out", str(tmp_path)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        # Wait until the timeline runs (guests started), then interrupt. A reader thread: readline() alone could
+        # block past the deadline.
+        lines, seen = [], threading.Event()
 
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if "client4 on c4" in line:
-                seen.set()
-    threading.Thread(target=read, daemon=True).start()
-    assert seen.wait(20), "".join(lines)
-    run_ids = {r.run_id for r in all_records() if r.owner_pid == proc.pid}      # this run's own record only
-    assert run_ids
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
-    err = proc.stderr.read()
-    assert proc.returncode == 130, err
-    data = json.loads((tmp_path / "listen-overflow" / "results.json").read_text())
-    assert data["status"] == "INTERRUPTED"
-    assert data["guests"]["slow-server"]["events"], "partial results keep the events seen so far"
-    assert not {r.run_id for r in all_records()} & run_ids, "the interrupted run left its record behind"
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+                if "client4 on c4" in line:
+                    seen.set()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert seen.wait(20), "".join(lines)
+        run_ids = {r.run_id for r in all_records() if r.owner_pid == proc.pid}      # this run's own record only
+        assert run_ids
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(10)     # it ends at the pipe's end, before `with` closes the pipe under it
+        err = proc.stderr.read()
+        assert proc.returncode == 130, err
+        data = json.loads((tmp_path / "listen-overflow" / "results.json").read_text())
+        assert data["status"] == "INTERRUPTED"
+        assert data["guests"]["slow-server"]["events"], "partial results keep the events seen so far"
+        assert not {r.run_id for r in all_records()} & run_ids, "the interrupted run left its record behind"
 
 
 ACTIONS = """
