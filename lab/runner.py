@@ -169,6 +169,11 @@ class ScenarioRun:
         except LabError as e:
             res.error = str(e)
             self._collect()
+        except Exception as e:    # noqa: BLE001 -- a bug here or in Mininet: this scenario's ERROR, not the suite's end
+            import traceback
+            where = "".join(traceback.format_exception(e)[-6:])
+            res.error = f"internal error (a bug: please report it with this text): {type(e).__name__}: {e}\n{where}"
+            self._collect()
         finally:
             res.wall_s = round(time.monotonic() - wall, 3)
         return res

@@ -132,11 +132,23 @@ def mininet_classes():
 
     return dict(Mininet=LabMininet, Host=_bounded(Host), LinuxBridge=LabLinuxBridge,
                 OVSBridge=_bounded(OVSBridge), OVSSwitch=_bounded(OVSSwitch),
-                RemoteController=_bounded(RemoteController), setLogLevel=setLogLevel, Link=Link,
+                RemoteController=_checked_by_socket(_bounded(RemoteController)), setLogLevel=setLogLevel, Link=Link,
                 BatchIntf=batch.BatchIntf)
 
 
 _BOUNDED = {}
+
+
+def _checked_by_socket(cls):
+    """Mininet checks a remote controller with `echo A | telnet` in a shell, whose output is the controller's
+    binary OpenFlow hello: a plain TCP connect from here says the same without parsing bytes."""
+    def check_listening(self):
+        import socket
+        try:
+            socket.create_connection((self.ip, self.port), timeout=2).close()
+        except OSError as e:
+            raise LabError(f"the OpenFlow controller at {self.ip}:{self.port} does not accept connections: {e}")
+    return type(cls.__name__, (cls,), {"checkListening": check_listening})
 
 
 def _bounded(cls):

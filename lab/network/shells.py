@@ -10,6 +10,7 @@ whole network are then waited for together (one poll over all ptys), with a time
 or does not answer in time is an error naming the node, the command and what it printed; the shells
 already spawned are the caller's to remove (LabNetwork.stop() does, by the run record).
 """
+import codecs
 import os
 import pty
 import select
@@ -53,6 +54,9 @@ def spawn(node, mnopts=None):
     node.lastCmd = None
     node.lastPid = None
     node.readbuf = ""
+    # Mininet's decoder is strict UTF-8: one stray byte in a command's output (its controller check's telnet
+    # printing an OpenFlow hello) raised UnicodeDecodeError out of Mininet and ended the whole run.
+    node.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     node.waiting = True
     node.starting = True
     node._shell_output = ""

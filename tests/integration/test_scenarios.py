@@ -203,3 +203,19 @@ def test_a_library_scenario_passes_on_userspace_open_vswitch_without_a_controlle
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads((tmp_path / "out" / "zero-window-ovs-user" / "results.json").read_text())
     assert data["status"] == "PASS"
+
+
+def test_an_unexpected_exception_is_that_scenarios_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """A bug (ours or Mininet's) inside a run: an ERROR result with the exception, the network removed,
+    results written; never a traceback that ends the suite (a stray byte in Mininet's output did once)."""
+    import lab.runner
+
+    def broken(*args, **kwargs):
+        raise UnicodeDecodeError("utf-8", b"\xd0", 0, 1, "invalid continuation byte")
+    monkeypatch.setattr(lab.runner, "shape_links", broken)
+    before = {r.run_id for r in all_records()}
+    result = run_scenario(library.load_scenario("partial-read"), tmp_path)
+    assert result.status == "ERROR", result.status
+    assert "internal error" in result.error and "UnicodeDecodeError" in result.error, result.error
+    assert {r.run_id for r in all_records()} == before, "the run's record (and what it names) was left behind"
+    assert Result.from_json(tmp_path / "results.json").status == "ERROR"
