@@ -263,8 +263,12 @@ def write_page(path, machine, figures):
         kept = _json.loads(store.read_text())
     except (OSError, ValueError):
         kept = {}
-    if "stability" in figures:     # conditions are measured one command at a time: keep the others' figures
-        figures = dict(figures, stability={**kept.get("figures", {}).get("stability", {}), **figures["stability"]})
+    if "stability" in figures:     # conditions and scenarios are measured a few at a time: keep the others'
+        merged = dict(kept.get("figures", {}).get("stability", {}))
+        for cond, new in figures["stability"].items():
+            old = merged.get(cond, {})
+            merged[cond] = dict(new, scenarios={**old.get("scenarios", {}), **new["scenarios"]})
+        figures = dict(figures, stability=merged)
     kept.setdefault("figures", {}).update({k: v for k, v in figures.items()})
     kept.setdefault("measured", {}).update({k: time.strftime("%Y-%m-%d") for k in figures})
     kept["machine"] = machine

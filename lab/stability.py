@@ -85,9 +85,10 @@ def run_condition(condition, repeat, names, say, out_root=ROOT / "results" / "st
     """Run NAMES REPEAT times under CONDITION -> {scenario: {"runs", "passed", "checks": [spread dicts]}}.
     The runs' results and their terminal output stay in OUT_ROOT/CONDITION/ (run.log) for a look afterwards."""
     out = Path(out_root) / condition
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    for old in ([out] if names == ["all"] else [out / n for n in names]):   # a subset keeps the others' runs
+        if old.exists():
+            shutil.rmtree(old)
+    out.mkdir(parents=True, exist_ok=True)
     log_path = out / "run.log"
     say(f"  {condition}: {len(names) if names != ['all'] else 'the library'} x {repeat}, progress in {log_path}")
     with CONDITIONS[condition](), open(log_path, "w") as log:

@@ -136,6 +136,9 @@ def parser():
     s.add_argument("--stability", default="cubic=20,bbr=20,reno=10,cpu-hog=10",
                    help="stability: CONDITION=RUNS,... (conditions: cubic, bbr, reno: the machine's default congestion "
                    "control; cpu-hog: both cores busy)")
+    s.add_argument("--scenarios", default="all",
+                   help="stability: the scenarios to run (comma-separated; default all). The page keeps every other "
+                   "scenario's figures: re-measure one scenario after changing its bands")
     s.add_argument("--sizes", default="2,50,200,1000",
                    help="host counts for the lifecycle section (default 2,50,200,1000)")
     s.add_argument("--rounds", type=int, default=3, help="alternating rounds per size (default 3; medians)")

@@ -21,9 +21,9 @@ def cmd_bench(args):
                  lambda: bench.soak(args.soak, say)),
         "tracing": ("tracing: the library with and without the kernel event stream", lambda: bench_more.tracing(say)),
         "classroom": ("classroom: a class of 30 graded with --jobs 1, 2 and 4", lambda: bench_more.classroom(say)),
-        "stability": (f"stability: the library under {args.stability}",
+        "stability": (f"stability: {'the library' if args.scenarios == 'all' else args.scenarios} under {args.stability}",
                       lambda: stability.stability({k: int(v) for k, v in (x.split("=") for x in args.stability.split(","))},
-                                                  say)),
+                                                  say, names=args.scenarios.split(","))),
     }
     unknown = [s for s in sections if s not in steps]
     if unknown:

@@ -142,12 +142,21 @@ _BOUNDED = {}
 def _checked_by_socket(cls):
     """Mininet checks a remote controller with `echo A | telnet` in a shell, whose output is the controller's
     binary OpenFlow hello: a plain TCP connect from here says the same without parsing bytes."""
-    def check_listening(self):
+    def check_listening(self, within=15.0):
+        # The controller says it is ready when its app is built; os-ken opens the OpenFlow port just after
+        # (on a busy machine, seconds after): wait for it, bounded.
         import socket
-        try:
-            socket.create_connection((self.ip, self.port), timeout=2).close()
-        except OSError as e:
-            raise LabError(f"the OpenFlow controller at {self.ip}:{self.port} does not accept connections: {e}")
+        import time
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                socket.create_connection((self.ip, self.port), timeout=2).close()
+                return
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    raise LabError(f"the OpenFlow controller at {self.ip}:{self.port} did not accept connections "
+                                   f"within {within:g} s: {e}")
+                time.sleep(0.05)
     return type(cls.__name__, (cls,), {"checkListening": check_listening})
 
 
