@@ -21,12 +21,13 @@ such a check fails and says so.
 import difflib
 import fnmatch
 import re
+import statistics
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .results import Verdict
 
-AGGREGATES = ("count", "max", "min", "sum", "first", "last", "mean")
+AGGREGATES = ("count", "max", "min", "sum", "first", "last", "mean", "median")
 OPERATORS = ("==", "!=", ">=", "<=", ">", "<", "in")
 SAMPLE_FIELDS = ("accept_queue", "backlog", "connections", "recv_q", "send_q", "snd_wnd", "rcv_space",
                  "cwnd", "rtt", "retrans_total", "backoff", "skmem_r", "skmem_rb", "skmem_t", "skmem_tb", "skmem_w",
@@ -348,7 +349,7 @@ def _aggregate(agg, values):
     if not values:
         return None
     return {"max": max, "min": min, "sum": sum, "first": lambda v: v[0], "last": lambda v: v[-1],
-            "mean": lambda v: sum(v) / len(v)}[agg](values)
+            "mean": lambda v: sum(v) / len(v), "median": statistics.median}[agg](values)
 
 
 def _matches(record, where):
