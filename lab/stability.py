@@ -132,7 +132,7 @@ def markdown(figures):
     lines = ["| scenario | condition | runs | passed | check: min / median / max |", "|---|---|---|---|---|"]
     scenarios = sorted({s for f in figures.values() for s in f["scenarios"]})
     for name in scenarios:
-        for cond, f in figures.items():
+        for cond, f in sorted(figures.items(), key=lambda kv: list(CONDITIONS).index(kv[0]) if kv[0] in CONDITIONS else 99):
             row = f["scenarios"].get(name)
             if not row:
                 continue
