@@ -160,8 +160,9 @@ def storm(clients, say):
     wall = time.monotonic() - t0
     hosts_with_counters = sum(1 for h in result.hosts.values() if h.counters is not None)
     instant = (result.t0 or 0) + at
-    began = [e["t"] - e["latency_s"] for g in result.guests.values() for e in g.events
-             if e.get("event") == "connect" and e.get("latency_s") is not None]
+    # total_s: since this connection's connect() began (latency_s is since its last SYN)
+    began = [e["t"] - e["total_s"] for g in result.guests.values() for e in g.events
+             if e.get("event") == "connect" and e.get("total_s") is not None]
     late = sum(1 for b in began if b > instant + 0.05)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"clients": clients, "wall_s": wall, "status": result.status, "hosts_with_counters": hosts_with_counters,
