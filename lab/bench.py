@@ -300,7 +300,9 @@ def write_markdown(path, m, figures, measured=None):
         lines += ["", "## 2. The library (goal: <= 90 s for all on 2 cores)", "",
                   f"`tcplab run all`: **{lib['wall_s']:.1f} s** wall for {len(lib['scenarios'])} scenarios (exit {lib['exit']}).", "",
                   "| scenario | status | wall | timeline | overhead |", "|---|---|---|---|---|"]
-        lines += [f"| {r['scenario']} | {r['status']} | {r['wall_s']:.1f} s | {r['timeline_s']:.1f} s | {r['overhead_s']:.2f} s |"
+        def secs(v, digits=1):    # a skipped scenario has no timeline (None), not a zero one
+            return "-" if v is None else f"{v:.{digits}f} s"
+        lines += [f"| {r['scenario']} | {r['status']} | {secs(r['wall_s'])} | {secs(r['timeline_s'])} | {secs(r['overhead_s'], 2)} |"
                   for r in lib["scenarios"]]
     if "storm" in figures:
         s = figures["storm"]
