@@ -143,10 +143,10 @@ expect:
 
 
 # Every client waits for one instant, set far enough ahead for all client processes to have started: the
-# lab starts them one after another (a Python interpreter each, ~25 ms of CPU, on the other core while the
-# lab starts the next). The row counts the clients whose connect began after that instant ("late"): a
-# storm that is not one burst says so.
-STORM_START_S_PER_CLIENT = 0.015
+# lab starts them one after another, ~28 ms each at 1000 (profiled: fork+exec of mnexec ~16 ms, most of it
+# waiting for a CPU that the guests already started keep busy; two reader threads each ~11 ms). At 0.015 s
+# per client 936 of 1000 connects began after the instant: not one burst. The row counts those ("late").
+STORM_START_S_PER_CLIENT = 0.03
 
 
 def storm(clients, say):
@@ -317,7 +317,12 @@ def write_markdown(path, m, figures, measured=None):
                   f"- server ListenOverflows: {s['overflows']}",
                   f"- connects: {s.get('connects', '?')}, of which {s.get('late', '?')} began more than 50 ms after the "
                   "common instant (a client started too late to be part of the burst)", "",
-                  "Where the time goes at 1000 clients (cProfile, 2026-11-25; 89.7 s before the batched lifecycle): "
+                  "Starting the 1000 client guests takes ~28 s (cProfile, 2026-11-25, this stop: per guest, the "
+                  "fork+exec of mnexec ~16 ms, most of it waiting for a CPU the guests already started keep busy, "
+                  "and two reader threads ~11 ms; 500 guests in 9.9 s, the next 500 in 18.3 s). That, not the "
+                  "network (8 s up, 1.8 s down), is what keeps the storm above 45 s; a guest launcher per host or "
+                  "one reader thread for all guests would be the next step. ", "",
+                  "Earlier profile (89.7 s before the batched lifecycle): "
                   "network start ~8 s (spawning 1001 shells ~4 s: a network namespace and a bash each, CPU-bound on 2 "
                   "cores; ~3 s of kernel work flooding the hosts' IPv6 autoconfiguration multicast (MLD, DAD, RS) to "
                   "every port of a 1001-port bridge, which bare Mininet pays too); starting the 1001 guests one after "
