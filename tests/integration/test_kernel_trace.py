@@ -132,6 +132,8 @@ def test_tcp_probe_samples_only_the_asked_port():
     sender = [e for e in probes if e["host"] == "h2"]
     assert sender and all(e["srtt_us"] > 0 for e in sender)
     assert (sender[-1]["snd_una"] - sender[0]["snd_una"]) % 2 ** 32 > 65536    # the sender's data was acked
-    # thinned in the kernel to one per socket per millisecond
+    # thinned in the kernel to one per socket per millisecond, per CPU at worst: the check-then-set on the
+    # socket's last time is not atomic, so both cores can pass it at once (seen once in a suite run).
+    # So at most two events in any millisecond; unthinned, a 0.5 s bulk send gives hundreds per millisecond.
     times = sorted(e["t"] for e in sender)
-    assert all(b - a >= 0.001 for a, b in zip(times, times[1:]))
+    assert all(c - a >= 0.001 for a, c in zip(times, times[2:])), "more than two probe events in 1 ms"
