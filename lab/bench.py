@@ -163,8 +163,8 @@ def storm(clients, say):
     # total_s: since this connection's connect() began (latency_s is since its last SYN)
     began = [e["t"] - e["total_s"] for g in result.guests.values() for e in g.events
              if e.get("event") == "connect" and e.get("total_s") is not None]
-    late = sorted(b - instant for b in began)     # seconds after the instant each connect began
-    spread = {"median": late[len(late) // 2], "p90": late[int(len(late) * 0.9)], "max": late[-1]} if late else None
+    after = sorted(b - instant for b in began)    # seconds after the instant each connect began
+    spread = {"median": after[len(after) // 2], "p90": after[int(len(after) * 0.9)], "max": after[-1]} if after else None
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"clients": clients, "wall_s": wall, "status": result.status, "hosts_with_counters": hosts_with_counters,
            "hosts": len(result.hosts), "peak_rss_mib": peak_mib,
