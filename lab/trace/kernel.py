@@ -1,9 +1,10 @@
 """What the running kernel offers the tracer: the tracepoints' format files, struct offsets from BTF, the
 drop-reason names, kernel symbols, and whether tracing is possible at all (`available()`, never raises).
 
-tracefs: bpftrace and the format files need /sys/kernel/tracing. Where it is not mounted (as on this
+tracefs: bpftrace and the format files need /sys/kernel/tracing. Where systemd has mounted it (Debian's
+stock systems, the VM of scripts/vm-check.sh), that mount is used. Where it is not mounted (as on this
 machine), it is mounted inside a private mount namespace of the process that needs it (`unshare -m`),
-so the machine's own mounts are never changed.
+so the machine's own mounts are never changed. (Mounting a second tracefs over systemd's fails on 6.1.)
 """
 import bisect
 import os
@@ -16,7 +17,7 @@ from . import btf, formats, program
 TRACEFS = "/sys/kernel/tracing"
 # A fixed script: mount tracefs privately, then run the arguments. Nothing read from a file reaches it.
 PRIVATE_TRACEFS = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   f'mount -t tracefs tracefs {TRACEFS} && exec "$@"', "sh"]
+                   f'[ -d {TRACEFS}/events ] || mount -t tracefs tracefs {TRACEFS} || exit 3; exec "$@"', "sh"]
 INSTALL_HINT = "apt install bpftrace (scripts/install.sh installs it)"
 
 
@@ -36,9 +37,15 @@ def formats_by_tracepoint():
     except (OSError, subprocess.TimeoutExpired) as e:
         raise TraceError(f"cannot read tracefs: {e}") from None
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
-        raise TraceError(f"cannot read the tracepoints' format files under {TRACEFS}: {last}")
+        raise TraceError(f"cannot read the tracepoints' format files under {TRACEFS}: {why_failed(proc.stderr)}")
     return formats.parse_many(proc.stdout)
+
+
+def why_failed(stderr):
+    """The lines of a failed command's error output that say why, on one line (mount's hint to read dmesg
+    is left out: it says nothing)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.strip().startswith("dmesg(1)")]
+    return "; ".join(lines)[-400:] or "no error output"
 
 
 @lru_cache(maxsize=1)

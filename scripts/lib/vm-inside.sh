@@ -21,6 +21,10 @@ scripts/install.sh > "$out/install.log" 2>&1
 install_rc=$?
 t1=$(date +%s.%N)
 say "scripts/install.sh: rc $install_rc in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", b - a}') s"
+# Kernel events need tracefs: what systemd mounted, and whether a second, private mount works.
+{ findmnt /sys/kernel/tracing
+  unshare --mount --propagation private sh -c 'mount -t tracefs tracefs /sys/kernel/tracing; echo "private mount: rc $?"'
+} > "$out/tracefs.txt" 2>&1
 tcplab doctor > "$out/doctor.txt" 2>&1
 doctor_rc=$?
 say "tcplab doctor: rc $doctor_rc"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.trace import btf, formats, program
+from lab.trace import btf, formats, kernel, program
 from lab.trace.tracer import Tracer, TraceResult
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "trace"
@@ -16,6 +16,14 @@ FORMATS = formats.parse_many((DATA / "formats-6.18.txt").read_text())
 # Offsets this kernel's BTF gave (kernel.offsets()); the program only embeds them.
 OFFSETS = {"SK_NET": 48, "NET_INUM": 176, "SKB_SK": 24, "SKB_DEV": 16, "DEV_NET": 264, "SKB_HEAD": 192,
            "SKB_NH": 180, "DEV_NAME": 280, "SKB_CB": 40, "GSO_SEGS": 8}
+
+
+def test_a_failed_mount_says_why_without_the_dmesg_hint():
+    # util-linux 2.38 (Debian 12) prints the reason, then a hint that says nothing; the reason must survive.
+    stderr = ("mount: /sys/kernel/tracing: tracefs already mounted on /sys/kernel/tracing.\n"
+              "       dmesg(1) may have more information after failed mount system call.\n")
+    assert kernel.why_failed(stderr) == "mount: /sys/kernel/tracing: tracefs already mounted on /sys/kernel/tracing."
+    assert kernel.why_failed("") == "no error output"
 
 
 # -- format files --------------------------------------------------------------------------------------------
