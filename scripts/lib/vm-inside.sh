@@ -25,6 +25,11 @@ say "scripts/install.sh: rc $install_rc in $(awk -v a="$t0" -v b="$t1" 'BEGIN {p
 { findmnt /sys/kernel/tracing
   unshare --mount --propagation private sh -c 'mount -t tracefs tracefs /sys/kernel/tracing; echo "private mount: rc $?"'
 } > "$out/tracefs.txt" 2>&1
+# This kernel's tracepoint formats (what lab/trace builds its program from; unit tests read a captured copy).
+for f in skb/kfree_skb tcp/tcp_probe tcp/tcp_retransmit_skb tcp/tcp_retransmit_synack tcp/tcp_send_reset \
+         tcp/tcp_receive_reset sock/inet_sock_set_state; do
+    echo "=== $f"; cat "/sys/kernel/tracing/events/$f/format"
+done > "$out/tracepoint-formats.txt" 2>&1
 tcplab doctor > "$out/doctor.txt" 2>&1
 doctor_rc=$?
 say "tcplab doctor: rc $doctor_rc"
