@@ -209,7 +209,7 @@ class ScenarioRun:
         res.trace = {"available": got.available, "reason": got.reason, "events": len(got.events),
                      "dropped_by_cap": got.dropped_by_cap, "over_by_kind": got.over_by_kind,
                      "probe_thinned": got.probe_thinned, "lost": got.lost, "missed": got.missed,
-                     "errors": got.errors[:10], "cap": got.cap}
+                     "errors": got.errors[:10], "limits": got.limits, "cap": got.cap}
         if not got.available:
             return
         res.kernel_events = [dict(e, t=round(e["t"] - t0, 6)) for e in got.events]

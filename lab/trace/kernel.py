@@ -117,10 +117,17 @@ def available():
     return True, ""
 
 
+def limits():
+    """What this kernel's tracepoints cannot show, as sentences ([] when nothing). Raises TraceError."""
+    limit = program.probe_limit(formats_by_tracepoint())
+    return [limit] if limit else []
+
+
 def check():
     """For `tcplab doctor`: (status "OK"/"WARN", detail, fix). Never raises."""
     ok, why = available()
     if ok:
-        return "OK", "kernel event stream available (bpftrace, BTF, tracepoints)", ""
+        detail = "kernel event stream available (bpftrace, BTF, tracepoints)"
+        return "OK", detail + "".join(f"; but {limit}" for limit in limits()), ""
     return "WARN", f"kernel event stream unavailable: {why}; runs go on without it", (
         INSTALL_HINT if "bpftrace" in why else "")

@@ -83,6 +83,15 @@ class Plan:
     skip_inum: int = 0                 # the machine's namespace, left out (0: keep every namespace)
 
 
+def probe_limit(fmts):
+    """Why this kernel's tcp_probe cannot be used, or "" when it can. The program needs each segment's socket
+    to know its host; 6.1's tcp_probe records addresses and ports but not the socket (6.18's has `skaddr`)."""
+    if "skaddr" not in fmts["tcp:tcp_probe"].fields:
+        return ("this kernel's tcp_probe tracepoint carries no socket (no skaddr field, as on 6.1): "
+                "no per-segment window and cwnd samples")
+    return ""
+
+
 def _load(width, addr):
     return f"*(uint{width}*)({addr})"
 
@@ -119,6 +128,7 @@ def generate(plan, off, fmts):
         return _load({1: 8, 2: 16, 4: 32, 8: 64}[size], f"$a + {offset}")
 
     keep = f"$ns != {int(plan.skip_inum)}" if plan.skip_inum else "$ns != 0"
+    probes = bool(plan.ports) and not probe_limit(fmts)
     rate = int(plan.rate)
     layout = {}
 
@@ -188,10 +198,10 @@ def generate(plan, off, fmts):
     ]
     lines += head(st) + [
         f"  if ({raw(st, 'protocol')} == 6) {{ $sk = {raw(st, 'skaddr')}; $ns = {ns_of_sk('$sk')};",
-        ("  if (" + raw(st, "newstate") + " == 7) { delete(@last[$sk]); }") if plan.ports else "",
+        ("  if (" + raw(st, "newstate") + " == 7) { delete(@last[$sk]); }") if probes else "",
         "  " + emit("C"), "  }", "}",
     ]
-    if plan.ports:
+    if probes:
         pr = "tcp:tcp_probe"
         sport, dport = raw(pr, "sport"), raw(pr, "dport")
         ports = " || ".join(f"{sport} == {int(p)} || {dport} == {int(p)}" for p in sorted(plan.ports))
@@ -206,7 +216,7 @@ def generate(plan, off, fmts):
     done = f"printf(\"M\\tdone\\t%u\\t%llu\\n\", {raw(st, 'sport')}, nsecs); "
     lines.append(marker("last", then="print(@over); print(@thin); print(@sent); " + done))
     # The maps are cleared at exit so that bpftrace does not print them again in its own format.
-    lines.append("END { clear(@over); clear(@thin); clear(@sent); " + ("clear(@last); " if plan.ports else "")
+    lines.append("END { clear(@over); clear(@thin); clear(@sent); " + ("clear(@last); " if probes else "")
                  + "delete(@win); delete(@wn); delete(@wnp); }")
     return "\n".join(line for line in lines if line) + "\n", layout
 

@@ -47,6 +47,7 @@ class TraceResult:
     missed: int = None                                 # probe runs the kernel skipped (another BPF program was
                                                        # running on that CPU), machine-wide while this run traced
     errors: list = field(default_factory=list)         # the mechanism's own errors (bpftrace, parsing)
+    limits: list = field(default_factory=list)         # what this kernel's tracepoints cannot show (kernel.limits)
     attach_s: float = None                             # start() until attached, seconds (0.0x when shared)
     cap: int = 0
 
@@ -65,7 +66,7 @@ class TraceResult:
         return {"available": self.available, "reason": self.reason, "events": self.events,
                 "dropped_by_cap": self.dropped_by_cap, "over_by_kind": self.over_by_kind,
                 "probe_thinned": self.probe_thinned, "lost": self.lost, "missed": self.missed, "errors": self.errors,
-                "attach_s": self.attach_s, "cap": self.cap}
+                "limits": self.limits, "attach_s": self.attach_s, "cap": self.cap}
 
 
 class Tracer:
@@ -164,7 +165,7 @@ class Tracer:
         return False
 
     def _build(self, end, errors):
-        res = TraceResult(True, cap=self.cap, attach_s=self._attach_s)
+        res = TraceResult(True, cap=self.cap, attach_s=self._attach_s, limits=kernel.limits() if self.ports else [])
         tables, layout = kernel.tables(), self.hub.layout
         for line in self._lines + self._probe_lines:
             inum = int(line.split("\t", 2)[1])

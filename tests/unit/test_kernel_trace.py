@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from lab.trace import btf, formats, kernel, program
+from lab.trace import btf, dropnames, formats, kernel, program
 from lab.trace.tracer import Tracer, TraceResult
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "trace"
 FORMATS = formats.parse_many((DATA / "formats-6.18.txt").read_text())
+# Debian 12's stock kernel 6.1, captured by scripts/vm-check.sh (its tracepoint-formats.txt).
+FORMATS_61 = formats.parse_many((DATA / "formats-6.1.txt").read_text())
 # Offsets this kernel's BTF gave (kernel.offsets()); the program only embeds them.
 OFFSETS = {"SK_NET": 48, "NET_INUM": 176, "SKB_SK": 24, "SKB_DEV": 16, "DEV_NET": 264, "SKB_HEAD": 192,
            "SKB_NH": 180, "DEV_NAME": 280, "SKB_CB": 40, "GSO_SEGS": 8}
@@ -155,6 +157,27 @@ def test_without_ports_there_is_no_tcp_probe_and_an_old_kernel_lacks_only_option
                                                                  if k != "snd_una"}, probe.print_fmt)
     with pytest.raises(formats.FormatError, match="tcp:tcp_probe has no field snd_una"):
         program.generate(program.Plan(ports={9000}), OFFSETS, old)
+
+
+def test_on_6_1_the_program_builds_without_tcp_probe_and_says_why():
+    assert sorted(FORMATS_61) == sorted(program.TRACEPOINTS)
+    assert "skaddr" not in FORMATS_61["tcp:tcp_probe"].fields        # the segment's socket: its host
+    text, layout = program.generate(program.Plan(ports={9000}), OFFSETS, FORMATS_61)
+    assert "tracepoint:tcp:tcp_probe" not in text and "P" not in layout and "@last" not in text
+    assert set(layout) == set(program.PROBES) - {"P"}
+    assert "no socket" in program.probe_limit(FORMATS_61) and program.probe_limit(FORMATS) == ""
+    text, layout = program.generate(program.Plan(ports={9000}), OFFSETS, FORMATS)
+    assert "tracepoint:tcp:tcp_probe" in text and "P" in layout
+
+
+def test_drop_reason_names_differ_between_6_1_and_6_18():
+    """Why a check may sum reasons: a zero-window probe (seq below the window) is TCP_INVALID_SEQUENCE on
+    6.1 and TCP_OLD_SEQUENCE since 6.15."""
+    old = set(formats.symbol_table(FORMATS_61["skb:kfree_skb"].print_fmt, "reason").values())
+    new = set(formats.symbol_table(FORMATS["skb:kfree_skb"].print_fmt, "reason").values())
+    assert "TCP_INVALID_SEQUENCE" in old & new
+    assert "TCP_OLD_SEQUENCE" in new - old
+    assert dropnames.KNOWN == old | new        # what a check may name on any of these kernels
 
 
 # -- what the program prints -----------------------------------------------------------------------------
