@@ -85,7 +85,10 @@ class Sampler(threading.Thread):
         self.lab, self.spec, self.t0 = lab, spec, t0
         self.samples = {h: [] for h in spec.hosts}
         self.errors = []
-        self.window_seen = {h: False for h in spec.hosts}
+        # Known from ss's version, not only once a sample shows a window: a window that closes before the
+        # first sample (a slow machine) would otherwise read as not observed.
+        known = sockets.this_ss_prints_zero_window_by_omission()
+        self.window_seen = {h: known for h in spec.hosts}
         self._halt = threading.Event()
 
     def run(self):

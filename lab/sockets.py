@@ -122,6 +122,26 @@ def listeners(records, port=None):
     return [r for r in records if r.is_listener and (port is None or r.local_port == port)]
 
 
+def prints_zero_window_by_omission(ss_version, kernel_release):
+    """True when a connection that `ss` shows without `snd_wnd` has a zero send window: iproute2 5.18 and
+    later print tcp_info's tcpi_snd_wnd (kernel 5.4 and later) only when it is not zero. SS_VERSION: what
+    `ss -V` printed ("ss utility, iproute2-6.1.0"; before 5.x releases were dated, "iproute2-ss190107")."""
+    ss = re.search(r"iproute2-(\d+)\.(\d+)", ss_version or "")
+    kernel = re.match(r"(\d+)\.(\d+)", kernel_release or "")
+    return bool(ss and kernel and (int(ss[1]), int(ss[2])) >= (5, 18) and (int(kernel[1]), int(kernel[2])) >= (5, 4))
+
+
+def this_ss_prints_zero_window_by_omission():
+    """prints_zero_window_by_omission() for this machine's ss and kernel (False when ss cannot say)."""
+    import platform
+    import subprocess
+    try:
+        version = subprocess.run(["ss", "-V"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return prints_zero_window_by_omission(version, platform.release())
+
+
 def connections(records, port=None):
     """Established (and closing) connections; PORT matches either end."""
     return [r for r in records if not r.is_listener
@@ -132,8 +152,9 @@ def aggregate(t, records, port=None, window_seen=False):
     """One `ss` sample of a host -> the numbers checks and plots use (see expect.SAMPLE_FIELDS).
 
     A value ss did not show is None (not observed), never 0, with one exception that needs evidence:
-    ss leaves `snd_wnd` out when it is zero, so once this host's ss has printed snd_wnd (WINDOW_SEEN: this
-    ss and kernel do report it), a connection without it has a zero window.
+    ss leaves `snd_wnd` out when it is zero, so when this ss and kernel are known to report it (WINDOW_SEEN:
+    prints_zero_window_by_omission(), or this host's ss has printed snd_wnd), a connection without it has a
+    zero window.
     """
     listen = listeners(records, port)
     conns = [r for r in connections(records, port) if r.state != "TIME-WAIT"]

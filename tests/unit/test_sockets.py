@@ -48,3 +48,16 @@ def test_sample_rtt_is_the_slowest_connections_srtt():
     expected = max(r.info["rtt"] for r in conns if "rtt" in r.info)
     assert aggregate_sample(0.1, records("h1"), port=9000)["rtt"] == expected == 0.059
     assert aggregate_sample(0.1, [r for r in records("h1") if r.is_listener], port=9000)["rtt"] is None
+
+
+def test_a_missing_snd_wnd_is_a_zero_window_only_where_ss_omits_zeros():
+    P = sockets.prints_zero_window_by_omission
+    assert P("ss utility, iproute2-6.1.0\n", "6.18.0-1-amd64") and P("ss utility, iproute2-5.18.0", "5.4.0")
+    assert not P("ss utility, iproute2-5.15.0", "6.1.0")         # before 5.18 ss never printed it
+    assert not P("ss utility, iproute2-ss200127", "6.1.0")       # dated releases: older still
+    assert not P("ss utility, iproute2-6.1.0", "4.19.0")         # no tcpi_snd_wnd before 5.4
+    assert not P("", "6.1.0")
+    blocked = [r for r in records("h2") if r.state == "ESTAB" and "snd_wnd" not in r.info]
+    assert blocked, "the capture has a sender whose ss line shows no snd_wnd"
+    assert sockets.aggregate(0.1, blocked, window_seen=True)["snd_wnd"] == 0
+    assert sockets.aggregate(0.1, blocked, window_seen=False)["snd_wnd"] is None
