@@ -14,7 +14,8 @@ queue before serving each request.
 
 Reading: --read-size bytes per recv() (a partial read returns less), --read-pause between reads,
 --stop-after BYTES then stop reading (the receive buffer fills: zero window), --resume-after SEC to
-start again, or --never-read.
+start again (counted from the stop, and never from before the first connection: a client that starts late
+on a slow machine still meets the whole pause), or --never-read.
 
 Sending and closing (immediate mode): --send BYTES on each connection, right after accept() or, with
 --send-at eof, once the client has half-closed (its FIN made recv() return 0) and the server still
@@ -52,7 +53,7 @@ def build_parser():
     p.add_argument("--read-size", type=kernel.CHUNK, default=65536, help="bytes asked per recv()")
     p.add_argument("--read-pause", type=kernel.SECONDS, default=0.0, help="seconds to sleep between reads")
     p.add_argument("--stop-after", type=kernel.SIZE, help="stop reading after this many bytes")
-    p.add_argument("--resume-after", type=kernel.SECONDS, help="seconds after stopping to start reading again")
+    p.add_argument("--resume-after", type=kernel.SECONDS, help="seconds after stopping (at the earliest, the first connection) to start reading again")
     p.add_argument("--never-read", action="store_true", help="accept but never read")
     p.add_argument("--reply", type=kernel.PRINTABLE, default="ok\n", help="reply sent after serving a request in serial mode")
     p.add_argument("--send", type=kernel.SIZE, default=0, help="bytes to write on each connection (immediate mode)")
@@ -219,6 +220,8 @@ class Server:
         if a.never_read:
             return False
         if a.stop_after is not None and self.total_read >= a.stop_after:
+            if self.stopped_at is None and not self.accepted:
+                return False     # nothing to stop reading yet: the pause starts with the first connection
             if self.stopped_at is None:
                 self.stopped_at = time.monotonic()
                 self.ev.emit("stop-reading", total=self.total_read)

@@ -203,6 +203,25 @@ def test_full_receive_buffer_blocking_writer_blocks(start):
     assert summary["eagain"] == 0
 
 
+@pytest.mark.parametrize("io", ["blocking", "epoll"])
+def test_a_reading_pause_starts_with_the_first_connection_not_with_the_server(start, io):
+    """--stop-after 0 --resume-after 1: a client that connects 1.2 s after the server started (a slow machine
+    starts guests late) still meets the whole 1 s pause; its writes block for most of it."""
+    import time
+    port = 9206 + (io == "epoll")
+    srv = start("h1", "server", "--port", port, "--io", io, "--stop-after", 0, "--resume-after", 1,
+                ready="listening")
+    time.sleep(1.2)
+    cli = start("h3", "client", "write", f"10.0.0.1:{port}", "--total", 2000000)
+    assert cli.wait(10)
+    stopped, resumed = events(srv, "stop-reading"), events(srv, "resume-reading")
+    accepted = events(srv, "accepted")
+    assert stopped and resumed and accepted
+    assert stopped[0]["t"] >= accepted[0]["t"] - 0.05, (stopped, accepted)   # not at the server's start
+    assert 0.95 <= resumed[0]["t"] - stopped[0]["t"] <= 1.3
+    assert cli.summary()["max_blocked_s"] > 0.6
+
+
 def test_a_reset_during_write_is_counted_in_the_summary(lab, start):
     """A server that closes with unread data resets the connection: the writer's failed send() must reach
     summary.errors, so `errors == 0` in a scenario can fail (it was only a `write` event before)."""
