@@ -33,9 +33,11 @@ _ENV = dict(os.environ, BPFTRACE_MAP_KEYS_MAX="65536")
 class Hub:
     """A bpftrace process and the runs reading from it (views: objects with `inodes` and `add_line(line)`)."""
 
-    def __init__(self, ports=(), rate=50000, probe_gap=0.001, include_root=False, start_timeout=10.0):
+    def __init__(self, ports=(), rate=50000, probe_gap=0.001, include_root=False, start_timeout=60.0):
         self.ports = frozenset(int(p) for p in ports)
         self.rate, self.probe_gap, self.include_root = int(rate), float(probe_gap), include_root
+        # Compiling and attaching takes 0.5 s here, but more than 10 s in a QEMU VM without KVM (the verifier and JIT
+        # are emulated); bpftrace that died fails at once, so only a hung one waits this long.
         self.start_timeout = float(start_timeout)
         self.proc = None
         self.layout = {}
