@@ -59,7 +59,7 @@ MUTATIONS = {
     "lost-synack": ("no drop rule", [("drop: {from: h1, to: h2, flags: syn-ack, seconds: 3}", "restore: {}")],
                     ["h1: TcpExt.TCPSynRetrans >= 1"]),
     "rate-cap": ("no meter", [("meter: {from: h2, to: h1, kbps: 10000}", "restore: {}")],
-                 ["h2: min sockets.send_q where t>5 >= 8192"]),
+                 ["h2: median sockets.send_q where t>5 >= 8192"]),
 }
 
 
