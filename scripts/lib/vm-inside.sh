@@ -30,6 +30,36 @@ for f in skb/kfree_skb tcp/tcp_probe tcp/tcp_retransmit_skb tcp/tcp_retransmit_s
          tcp/tcp_receive_reset sock/inet_sock_set_state; do
     echo "=== $f"; cat "/sys/kernel/tracing/events/$f/format"
 done > "$out/tracepoint-formats.txt" 2>&1
+# How long bpftrace takes here to start a trivial program and the lab's own (written beside, with every line
+# it printed and when): under emulation the verifier is slow, and a run gives up after hub.py's timeout.
+/root/tcplab/.venv/bin/python - "$out" > "$out/bpftrace-timing.txt" 2>&1 <<'PY'
+import subprocess, sys, threading, time
+from lab.trace import kernel, program
+out = sys.argv[1]
+t0 = time.monotonic()
+p = subprocess.run(["bpftrace", "-e", 'BEGIN { printf("hello\\n"); exit(); }'], capture_output=True, text=True,
+                   timeout=600)
+print(f"trivial program: rc {p.returncode} in {time.monotonic() - t0:.1f} s: {p.stdout.strip()!r} {p.stderr.strip()[-300:]!r}")
+plan = program.Plan(ports=frozenset({9000}), marker_pid=1, skip_inum=kernel.netns_inode())
+text, _ = program.generate(plan, kernel.offsets(), kernel.formats_by_tracepoint())
+open(f"{out}/trace-program.bt", "w").write(text)
+t0 = time.monotonic()
+proc = subprocess.Popen(kernel.PRIVATE_TRACEFS + ["bpftrace", "-B", "line", "-e", text], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True)
+attached = threading.Event()
+def read():
+    for line in proc.stdout:
+        print(f"{time.monotonic() - t0:7.1f} s  {line.rstrip()[:200]}", flush=True)
+        if "Attaching" in line:
+            attached.set()
+threading.Thread(target=read, daemon=True).start()
+attached.wait(300)
+time.sleep(10)               # the BEGIN block's line, when the probes are in
+if proc.poll() is None:
+    proc.send_signal(2)
+    proc.wait(60)
+print(f"lab program: rc {proc.returncode} after {time.monotonic() - t0:.1f} s")
+PY
 tcplab doctor > "$out/doctor.txt" 2>&1
 doctor_rc=$?
 say "tcplab doctor: rc $doctor_rc"
