@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import counters, expect, sockets
 from .errors import LabError, Skip
-from .guests import GuestProcess
+from .guests import GuestProcess, parsed_args
 from .network import OVS_FIX, LabNetwork, NetworkSpec, Terminated, netem_available, ovs_running, read_machine_sysctls, run_in
 from .results import CounterSet, GuestResult, HostResult, Result, write_junit, write_result
 from .scenario import substitute
@@ -75,6 +75,20 @@ def congestion_available(name):
         if f"/tcp_{name}.ko" in text:
             return True
     return False
+
+
+def trace_ports(sc):
+    """The ports tcp_probe samples for scenario SC: the sampled port, else every server's."""
+    if sc.sample and sc.sample.port:
+        return {sc.sample.port}
+    ports = set()
+    for g in sc.guests:
+        if g.program == "server":
+            try:
+                ports.add(int(parsed_args(g.program, g.argv).get("port")))
+            except (LabError, TypeError, ValueError):
+                continue
+    return ports
 
 
 class Sampler(threading.Thread):
@@ -186,23 +200,14 @@ class ScenarioRun:
         if not self.trace:
             self.result.trace = {"available": False, "reason": "tracing was turned off (--no-trace)"}
             return None
-        ports = {self.sc.sample.port} if self.sc.sample and self.sc.sample.port else set(self._server_ports())
-        tracer = trace.Tracer({h: trace.netns_inode(lab.host(h).pid) for h in lab.host_names()}, ports=ports,
+        tracer = trace.Tracer({h: trace.netns_inode(lab.host(h).pid) for h in lab.host_names()},
+                              ports=trace_ports(self.sc),
                               cap=TRACE_CAP)
         ok, why = tracer.try_start()
         if not ok:
             self.result.trace = {"available": False, "reason": why}
             return None
         return tracer
-
-    def _server_ports(self):
-        from .guests import parsed_args
-        for g in self.sc.guests:
-            if g.program == "server":
-                try:
-                    yield int(parsed_args(g.program, g.argv).get("port"))
-                except (LabError, TypeError, ValueError):
-                    continue
 
     def _stop_tracer(self, tracer):
         if tracer is None:

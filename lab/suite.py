@@ -124,20 +124,28 @@ def run_suite(scenarios, out, repeat=1, capture=False, trusted=(), on_start=None
     suite = SuiteResult(root=root)
     total, n = len(scenarios) * repeat, 0
     started = time.monotonic()
-    for sc in scenarios:
-        base = root / sc.name
-        if base.exists():
-            _fresh(base, repeat)
-        for k in range(1, repeat + 1):
-            n += 1
-            folder = base / f"run-{k}" if repeat > 1 else base
-            if on_start:
-                on_start(n, total, sc)
-            result = run_scenario(sc, folder, on_step, capture=capture, trusted=trusted, trace=trace)
-            run = Run(sc.name, sc.title, result, folder, k)
-            suite.runs.append(run)
-            if on_done:
-                on_done(run)
+    if trace:     # one bpftrace for the whole suite: its compile takes a minute under emulation
+        from .runner import trace_ports
+        from .trace.hub import plan
+        plan(set().union(*(trace_ports(sc) for sc in scenarios)))
+    try:
+        for sc in scenarios:
+            base = root / sc.name
+            if base.exists():
+                _fresh(base, repeat)
+            for k in range(1, repeat + 1):
+                n += 1
+                folder = base / f"run-{k}" if repeat > 1 else base
+                if on_start:
+                    on_start(n, total, sc)
+                result = run_scenario(sc, folder, on_step, capture=capture, trusted=trusted, trace=trace)
+                run = Run(sc.name, sc.title, result, folder, k)
+                suite.runs.append(run)
+                if on_done:
+                    on_done(run)
+    finally:
+        if trace:
+            plan(())
     suite.wall_s = time.monotonic() - started
     write_junit([r.result for r in suite.runs], root / "junit.xml")
     spreads = suite.spreads() if repeat > 1 else {}

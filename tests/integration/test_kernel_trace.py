@@ -137,3 +137,26 @@ def test_tcp_probe_samples_only_the_asked_port():
     # So at most two events in any millisecond; unthinned, a 0.5 s bulk send gives hundreds per millisecond.
     times = sorted(e["t"] for e in sender)
     assert all(c - a >= 0.001 for a, c in zip(times, times[2:])), "more than two probe events in 1 ms"
+
+
+@needs_trace
+def test_a_planned_suite_compiles_one_bpftrace_that_later_runs_join():
+    """run_suite plans every scenario's ports (hub.plan): the first run's bpftrace covers them all, so a run
+    on another port joins it instead of compiling a new one (60 s each in the VM under emulation)."""
+    from lab.trace import hub
+    hub.shutdown()
+    hub.plan({9000, 9001})
+    try:
+        with LabNetwork(NetworkSpec(topology="single", args=[2])) as lab:
+            with trace.Tracer(_inodes(lab), ports={9000}) as first:
+                pass
+            with trace.Tracer(_inodes(lab), ports={9001}) as second:
+                pass
+        assert first.hub is second.hub and first.hub.ports == {9000, 9001}
+        assert second.result.available and second.result.attach_s < first.result.attach_s
+    finally:
+        hub.plan(())
+    with LabNetwork(NetworkSpec(topology="single", args=[2])) as lab:
+        with trace.Tracer(_inodes(lab), ports={9002}) as third:     # not planned: a hub that covers it
+            pass
+    assert 9002 in third.hub.ports and 9001 in third.hub.ports      # the idle hub's ports are kept
