@@ -60,6 +60,7 @@ class Check:
     why: str = ""
     names: list = field(default_factory=list)   # hosts or guests the subject matched (set by resolve)
     unjudged: str = ""   # why this kernel cannot judge it, e.g. it has no name for the drop (set by resolve)
+    since: str = ""      # "6.15": the first kernel that shows what it looks for; older ones leave it unjudged
 
     @property
     def event(self):
@@ -382,6 +383,16 @@ def _matches(record, where):
     return True
 
 
+def _older_than(release, since):
+    """Why kernel RELEASE ("6.1.0-50-amd64") is too old for a check that needs SINCE ("6.15"), or ""."""
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    if not since or not m:
+        return ""
+    if (int(m[1]), int(m[2])) >= tuple(int(x) for x in since.split(".")):
+        return ""
+    return f"kernel {m[1]}.{m[2]} is older than {since}, the first that shows this (the check's `since`)"
+
+
 def compare(op, observed, value, tolerance=0.0):
     if op == "in":
         return value[0] <= observed <= value[1]
@@ -401,6 +412,10 @@ def evaluate(check, observations, meaning=""):
     if check.where:
         subject += " where " + ",".join(f"{k}{cmp}{v}" for k, cmp, v in check.where)
     why = check.why or meaning
+    too_old = _older_than(observations.get("release"), check.since)
+    if too_old:
+        return Verdict(check=check.text, passed=False, expected=check.expected(), why=why, skipped=too_old,
+                       message=f"not judged: {subject}: {too_old}")
     if check.unjudged:
         return Verdict(check=check.text, passed=False, expected=check.expected(), why=why, skipped=check.unjudged,
                        message=f"not judged: {subject}: {check.unjudged}")

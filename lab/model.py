@@ -6,6 +6,7 @@ are names. lab/scenario.py maps a refusal back to the file's line; lab/validatio
 against the world (the topology's hosts, this kernel's counters, the guests' own flags and events).
 The format is documented in docs/scenarios.md and is a contract: files users wrote keep working.
 """
+import re
 from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
@@ -203,21 +204,28 @@ class SampleSpec(Strict):
 
 def _check(item):
     """'server: TcpExt.ListenOverflows >= 1' or {check: ..., why: ...} -> expect.Check."""
-    why = ""
+    why, since = "", ""
     if isinstance(item, dict):
-        unknown = set(item) - {"check", "why"}
+        unknown = set(item) - {"check", "why", "since"}
         if unknown:
-            raise _error("check", "unknown key {k} (a check is a string or {{check: ..., why: ...}})", k=sorted(unknown)[0])
+            raise _error("check", "unknown key {k} (a check is a string or {{check: ..., why: ..., since: ...}})",
+                         k=sorted(unknown)[0])
         why = item.get("why") or ""
         if not isinstance(why, str) or len(why) > 1000:
             raise _error("check", "why: expected text (at most 1000 characters)")
+        since = item.get("since", "")
+        if since != "" and not (isinstance(since, str) and re.fullmatch(r"\d{1,2}\.\d{1,3}", since)):
+            raise _error("check", "since: expected a kernel version as text, MAJOR.MINOR (e.g. \"6.15\"): the "
+                         "first kernel that shows what the check looks for; older kernels leave it unjudged")
         item = item.get("check")
     if not isinstance(item, str):
         raise _error("check", "expected a check like 'server: TcpExt.ListenOverflows >= 1'")
     try:
-        return expect.parse_check(item, why)
+        check = expect.parse_check(item, why)
     except expect.CheckSyntaxError as e:
         raise _error("check", "{msg}", msg=str(e)) from None
+    check.since = since
+    return check
 
 
 CheckItem = Annotated[Any, BeforeValidator(_check)]

@@ -134,7 +134,7 @@ class Result(_Model):
                 "finished": {g for g, r in self.guests.items() if r.summary is not None or r.program == "controller"},
                 "samples": self.samples,
                 "kernel": {h: r.kernel for h, r in self.hosts.items()} if self.trace.get("available") else None,
-                "trace_reason": self.trace.get("reason")}
+                "trace_reason": self.trace.get("reason"), "release": self.kernel}
 
     def to_dict(self):
         return dict(self.model_dump(mode="json"), status=self.status)

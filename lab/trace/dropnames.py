@@ -1,8 +1,8 @@
 """Drop reason names of the kernels the lab was checked on (skb:kfree_skb's format file: 6.1, Debian 12's
-stock kernel, and 6.18). Kernels add names (6.1 has 65, 6.18 127) and split old ones: a zero-window
-probe is TCP_INVALID_SEQUENCE on 6.1 and TCP_OLD_SEQUENCE since 6.15. A check may name a reason this kernel
-lacks only if it is one of these and summed with one this kernel has (`kernel.drop.TCP_OLD_SEQUENCE+
-TCP_INVALID_SEQUENCE`): the same check then reads the same on both. A name in no table is a typo.
+stock kernel, and 6.18). Kernels add names (6.1 has 65, 6.18 127). A check may name a reason this kernel
+lacks if one of these kernels has it: in a sum it counts 0 here (this kernel cannot report it); alone, the
+check is not judged here. A name in no table is a typo. (Where an older kernel reports the same drop under
+another name or not at all, the check says so with `since:`, docs/scenarios.md.)
 
 tests/unit/test_kernel_trace.py keeps this list equal to the captured format files (tests/data/trace/).
 """

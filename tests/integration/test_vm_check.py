@@ -73,14 +73,19 @@ def test_every_subset_scenario_passes_in_the_vm(vm_run):
 
 
 def test_kernel_events_are_judged_on_the_second_kernel(vm_run):
-    """The kernel's event stream (bpftrace on tracepoints) works on 6.1 too: no kernel.* check is left
-    unjudged. Debian's systemd mounts tracefs there; this machine has none mounted."""
+    """The kernel's event stream (bpftrace on tracepoints) works on 6.1 too. Debian's systemd mounts tracefs
+    there (this machine has none mounted); bpftrace takes about 60 s to compile the program under emulation;
+    6.1's tcp_probe has no socket, so there are no per-segment samples (said in trace.limits). Kernel checks
+    are judged, except those marked `since` a newer kernel, which say so."""
     _, out, _ = vm_run
     results = _results(out)
     unavailable = {n: r["trace"].get("reason") for n, r in results.items() if not r["trace"].get("available")}
-    assert not unavailable, (unavailable, (out / "tracefs.txt").read_text())
+    assert not unavailable, (unavailable, (out / "tracefs.txt").read_text(), (out / "bpftrace-timing.txt").read_text())
+    assert all("tcp_probe" in " ".join(r["trace"].get("limits") or []) for r in results.values())
     kernel_checks = [e for r in results.values() for e in r["expectations"] if ": kernel." in e["check"]]
-    assert len(kernel_checks) >= 7 and not [e for e in kernel_checks if e.get("skipped")], kernel_checks
+    judged = [e for e in kernel_checks if not e.get("skipped")]
+    assert len(judged) >= 4 and all(e["passed"] for e in judged), kernel_checks
+    assert all("older than 6.15" in e["skipped"] for e in kernel_checks if e.get("skipped")), kernel_checks
 
 
 def test_netem_delay_shows_in_tcp_info_rtt(vm_run):

@@ -104,6 +104,16 @@ def test_syntax_errors(text, error):
         expect.parse_check(text)
 
 
+def test_a_check_since_a_newer_kernel_is_not_judged_on_an_older_one():
+    check = expect.resolve(expect.parse_check("h1: kernel.drop.TCP_ZEROWINDOW >= 1"), WORLD)
+    check.since = "6.15"
+    old = expect.evaluate(check, dict(OBS, release="6.1.0-50-amd64"))
+    assert old.skipped and not old.passed and "kernel 6.1 is older than 6.15" in old.message
+    assert expect.evaluate(check, dict(OBS, release="6.18.44")).passed
+    assert expect.evaluate(check, dict(OBS, release="6.15.0")).passed
+    assert expect.evaluate(check, dict(OBS, release="")).passed       # unknown release: judged, not skipped
+
+
 def test_a_drop_only_other_kernels_name_is_not_judged_here_and_says_why():
     # TCP_OLD_SEQUENCE: named by 6.18, not by this world's kernel (nor by 6.1): it could never be seen here.
     v = verdict("h1: kernel.drop.TCP_OLD_SEQUENCE >= 1")

@@ -171,8 +171,8 @@ def test_on_6_1_the_program_builds_without_tcp_probe_and_says_why():
 
 
 def test_drop_reason_names_differ_between_6_1_and_6_18():
-    """Why a check may sum reasons: a zero-window probe (seq below the window) is TCP_INVALID_SEQUENCE on
-    6.1 and TCP_OLD_SEQUENCE since 6.15."""
+    """Why a check may name a reason this kernel lacks (lab/trace/dropnames.py): 6.18 names drops 6.1 does
+    not, e.g. TCP_OLD_SEQUENCE (a zero-window probe, since 6.15)."""
     old = set(formats.symbol_table(FORMATS_61["skb:kfree_skb"].print_fmt, "reason").values())
     new = set(formats.symbol_table(FORMATS["skb:kfree_skb"].print_fmt, "reason").values())
     assert "TCP_INVALID_SEQUENCE" in old & new
