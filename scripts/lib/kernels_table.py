@@ -36,7 +36,9 @@ def verdict(result):
         return f"SKIP ({result.get('skipped', '')})"
     if status == "ERROR":
         return f"ERROR ({result.get('error', '')})"
-    return f"{status} {sum(c['passed'] for c in checks)}/{len(checks)}"
+    unjudged = sum(1 for c in checks if c.get("skipped"))
+    judged = len(checks) - unjudged
+    return f"{status} {sum(c['passed'] for c in checks)}/{judged}" + (f" ({unjudged} not judged)" if unjudged else "")
 
 
 def main(argv):
@@ -60,6 +62,8 @@ def main(argv):
             for c in per_run:
                 if c is None:
                     cells.append("")
+                elif c.get("skipped"):
+                    cells.append("not judged" + (" (`since`)" if "older than" in c["skipped"] else ""))
                 else:
                     cells.append(fmt(c["observed"]) if c["passed"] else f"**{fmt(c['observed'])} FAIL**")
             print(f"| `{name}` | `{text}` | " + " | ".join(cells) + " |")
