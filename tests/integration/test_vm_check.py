@@ -2,8 +2,9 @@
 the lab there. The code paths this machine's kernel cannot run (netem delay, the OVS kernel datapath, with
 and without the lab's OpenFlow controller) run on a kernel that has them; the results come back.
 
-About 4 minutes with a cached root (3 min 50 s here: VM 203 s, of which the installer 128 s and the five
-scenarios 47 s), 2 more the first time (debootstrap and wheels). scripts/test.sh installs debootstrap and QEMU.
+About 6 minutes with a cached root (the installer 141-203 s under emulation, bpftrace's compile about 65 s,
+the five scenarios about 45 s), 2 more the first time (debootstrap and wheels). scripts/test.sh installs
+debootstrap and QEMU.
 """
 import json
 import os
