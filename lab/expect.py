@@ -141,6 +141,9 @@ class CounterCheck(CheckKind):
     def parse(self, check):
         if check.agg:
             raise CheckSyntaxError(f"{check.path}: a counter's change is summed over the hosts; drop {check.agg!r}")
+        if check.where:     # a counter is read before and after the run: it has no moments to choose from
+            raise CheckSyntaxError(f"{check.path}: a counter is its change over the whole run; 'where' applies "
+                                   "to guest events and socket samples only")
 
     def resolve(self, check, world):
         if world.counters is None:
@@ -201,6 +204,9 @@ class KernelCheck(CheckKind):
     def parse(self, check):
         if check.agg:
             raise CheckSyntaxError(f"{check.path}: kernel events are counted and summed over the hosts; drop {check.agg!r}")
+        if check.where:     # counts per host and kind over the timeline: the events' times are not kept
+            raise CheckSyntaxError(f"{check.path}: kernel events are counted over the whole timeline; 'where' "
+                                   "applies to guest events and socket samples only")
         parts = check.path.split(".")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[1] != "drop") or ("+" in parts[1]):
             raise CheckSyntaxError(f"{check.path}: expected kernel.KIND, kernel.drop.REASON or kernel.drop.REASON+REASON")

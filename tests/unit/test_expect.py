@@ -95,6 +95,9 @@ def test_missing_sample_values_are_not_zero():
     ("c: x.y in 3", "'in' takes a band"),
     ("c: x.y == abc", "'abc' is not a number"),
     ("h1: max kernel.drop == 1", "kernel events are counted"),
+    # `where` would be silently ignored: the check would claim a window it does not look at
+    ("h2: TcpExt.TCPTimeouts where t>3 >= 2", "'where' applies to guest events and socket samples only"),
+    ("h2: kernel.retransmit where t>3 >= 2", "'where' applies to guest events and socket samples only"),
     ("h1: kernel.drop.a.b == 1", "expected kernel.KIND, kernel.drop.REASON"),
     ("h1: kernel.retransmit+X == 1", "expected kernel.KIND, kernel.drop.REASON"),
     ("c: x.y == 1" + "0" * 600, "at most 500 characters"),
