@@ -30,7 +30,7 @@ EVENTS: edit those, not this file (tests/unit/test_guest_docs.py fails when they
 
 The programs in `guest/` run inside lab hosts. They use only Python's standard library, start in a few
 tens of milliseconds, and print **one JSON event per line** on stdout. Scenarios start them (see
-`docs/scenarios.md`); you can also run them by hand in `tcplab cli`, e.g.
+`docs/scenarios.md`); you can also run them by hand in `tcplab cli` started in the project folder, e.g.
 `h1 /usr/bin/python3 guest/server.py --port 9000 --accept never --backlog 4`.
 
 In a scenario, `args` is a mapping of these flags without their dashes (`{port: 9000, never-read: true}`;
