@@ -25,6 +25,7 @@ EXPECTED = {
     "arg-newline": ":4: guests[0].args.reply: expected one line of text, got 'ok\\n'",
     "bad-expression": ":7: expect[1]: expected 'SUBJECT: [AGGREGATE] PATH [where FIELD=VALUE] OP VALUE', e.g. 'server: TcpExt.ListenO",
     "check-number": ":5: expect[0]: expected a check like 'server: TcpExt.ListenOverflows >= 1'",
+    "check-where-on-counter": ":5: expect[0]: TcpExt.ListenOverflows: a counter is its change over the whole run; 'where' applies",
     "check-since-number": ":5: expect[0]: since: expected a kernel version as text, MAJOR.MINOR (e.g. \"6.15\")",
     "congestion-typo": ":5: hosts.h1.sysctl: net.ipv4.tcp_congestion_control: 'cubik' is not a congestion control algorithm (did you m",
     "deep-nesting": ':2: nested more than 24 levels deep',
