@@ -161,8 +161,9 @@ def test_a_record_naming_a_foreign_process_is_refused(private_run_dir):
     foreign = subprocess.Popen(["unshare", "-n", "sh", "-c", "sleep 60 & exec sleep 61"])
     members = []
     try:
+        # `sleep 61` itself, not unshare (whose arguments contain "61" too) before it made the namespace
         assert wait_until(lambda: process_start_time(foreign.pid) is not None and
-                          b"61" in Path(f"/proc/{foreign.pid}/cmdline").read_bytes(), 5)
+                          Path(f"/proc/{foreign.pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"61"], 5)
         start = process_start_time(foreign.pid)
         ns = os.stat(f"/proc/{foreign.pid}/ns/net").st_ino
 
