@@ -47,12 +47,18 @@ def read_file(path, shown=None):
     return decode(raw, shown)
 
 
-def _yaml_error(e, path):
+def _yaml_error(e, path, text=""):
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    line = mark.line + 1 if mark else 0
+    if isinstance(e, yaml.reader.ReaderError):   # a character YAML refuses: the error has only its offset
+        line = text[:e.position].count("\n") + 1
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if isinstance(e, yaml.reader.ReaderError):
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        problem = f"the character U+{code:04X} is not allowed (control characters cannot appear in YAML)"
     if "mapping values are not allowed" in problem:
         problem += " (is there a ': ' inside unquoted text? put that text in quotes)"
-    return ScenarioError(path, mark.line + 1 if mark else 0, None, f"not valid YAML: {problem}")
+    return ScenarioError(path, line, None, f"not valid YAML: {problem}")
 
 
 def _check_events(text, path):
@@ -89,12 +95,16 @@ class _Builder:
         self.lines = {}
         self.constructor = yaml.constructor.SafeConstructor()
 
-    def scalar(self, node):
+    def scalar(self, node, where=()):
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as e:
             raise ScenarioError(self.path, node.start_mark.line + 1, None,
                                 f"a value YAML cannot read safely: {getattr(e, 'problem', e)}") from None
+        except ValueError:   # Python refuses to convert an integer of more than 4300 digits
+            raise ScenarioError(self.path, node.start_mark.line + 1, _dotted(where) or None,
+                                f"a number of {len(str(node.value)):,} characters ({str(node.value)[:12]}...): "
+                                "no setting takes a number that long") from None
 
     def build(self, node, where=(), line=None):
         self.lines[where] = line or node.start_mark.line + 1
@@ -117,7 +127,7 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(v, where + (i,)) for i, v in enumerate(node.value)]
-        return self.scalar(node)
+        return self.scalar(node, where)
 
 
 def load_yaml(text, path):
@@ -128,7 +138,7 @@ def load_yaml(text, path):
         _check_events(text, path)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as e:
-        raise _yaml_error(e, path) from None
+        raise _yaml_error(e, path, text) from None
     except RecursionError:   # pragma: no cover (depth is bounded above; a belt for a parser change)
         raise ScenarioError(path, 0, None, f"nested too deeply (at most {MAX_DEPTH} levels)") from None
     if node is None:
