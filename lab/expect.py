@@ -20,6 +20,7 @@ such a check fails and says so.
 """
 import difflib
 import fnmatch
+import math
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ def _number(text):
     if not re.fullmatch(_NUMBER, text):
         raise CheckSyntaxError(f"{text!r} is not a number")
     value = float(text)
+    if math.isinf(value):    # 1e999: a bound no observation can cross makes a check that cannot fail
+        raise CheckSyntaxError(f"{text!r} is too large a number")
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
@@ -331,6 +334,8 @@ def parse_check(text, why=""):
         value = _number(parts[0])
         if len(parts) == 2:
             tolerance = _number(parts[1])
+            if tolerance < 0:    # "== 4 ± -1" could never pass, "!= 4 ± -1" never fail
+                raise CheckSyntaxError(f"{raw!r}: a tolerance is 0 or more")
         elif len(parts) > 2:
             raise CheckSyntaxError(f"{raw!r}: one tolerance at most (VALUE ± TOL)")
     check = Check(text=text.strip(), subject=m.group("subject"), kind=kind.name, path=path, op=op, value=value,
