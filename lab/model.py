@@ -31,7 +31,10 @@ class Strict(BaseModel):
 
 
 def _error(code, text, **ctx):
-    return PydanticCustomError(code, text, ctx)
+    # pydantic fills the template itself and knows no conversions: "{a!r}" was printed as it stands
+    for name in re.findall(r"\{(\w+)!r\}", text):
+        ctx[name] = repr(ctx[name])
+    return PydanticCustomError(code, text.replace("!r}", "}"), ctx)
 
 
 # -- topology ----------------------------------------------------------------------------------------
@@ -264,7 +267,17 @@ class Scenario(Strict):
             if g.after is not None and g.after not in seen:
                 raise _error("guests", "guests[{i}].after: {a!r} is not a guest listed before this one", i=i, a=g.after)
             seen.add(g.name)
+            # A time at or after the end never comes: `show` would list what the run never does.
+            if g.start >= self.duration:
+                raise _error("guests", "guests[{i}].start: {t} s is not before the end of the run (duration: {d} s)",
+                             i=i, t=f"{g.start:g}", d=f"{self.duration:g}")
+            if g.stop is not None and not g.start < g.stop <= self.duration:
+                raise _error("guests", "guests[{i}].stop: {t} s must come after its start ({s} s) and by the end of "
+                             "the run (duration: {d} s)", i=i, t=f"{g.stop:g}", s=f"{g.start:g}", d=f"{self.duration:g}")
         for i, step in enumerate(self.actions):
+            if step.at >= self.duration:
+                raise _error("actions", "actions[{i}].at: {t} s is not before the end of the run (duration: {d} s)",
+                             i=i, t=f"{step.at:g}", d=f"{self.duration:g}")
             if step.do.needs_controller and self.controller != "lab":
                 raise _error("actions", "actions[{i}].{k}: needs the OpenFlow controller: add `controller: lab` to the "
                              "scenario", i=i, k=step.kind)
