@@ -24,7 +24,7 @@ class Need:
     """What an action refers to, checked against the scenario's world before anything is built."""
 
     def __init__(self, field, kind, name):
-        self.field, self.kind, self.name = field, kind, name   # kind: node | host | guest
+        self.field, self.kind, self.name = field, kind, name   # kind: node | host | guest | link (a pair)
 
 
 class Action(BaseModel):
@@ -67,7 +67,7 @@ class LinkDown(Action):
     between: NodePair
 
     def needs(self):
-        return [Need("between", "node", n) for n in self.between]
+        return [Need("between", "node", n) for n in self.between] + [Need("between", "link", tuple(self.between))]
 
     def apply(self, run):
         run.lab.set_link(*self.between, up=False)
@@ -90,7 +90,7 @@ class Rate(Action):
     mbit: float = Field(ge=0.01, le=10000)
 
     def needs(self):
-        return [Need("between", "node", n) for n in self.between]
+        return [Need("between", "node", n) for n in self.between] + [Need("between", "link", tuple(self.between))]
 
     def apply(self, run):
         run.lab.shape(*self.between, bw=self.mbit)

@@ -105,7 +105,7 @@ def facts_for(sc, trusted=()):
     return validation.Facts(hosts=hosts, nodes=hosts + list(topo.switches()), counters=kernel_counter_names(),
                             sysctl_keys=kernel_sysctl_keys(), events=declared_events(),
                             check_guest_args=check_guest_args, guest_args=guest_arg_models(),
-                            kernel_kinds=_kernel_kinds(),
+                            kernel_kinds=_kernel_kinds(), links=[tuple(pair[:2]) for pair in topo.links()],
                             drop_reasons=_drop_reasons() if any(c.kind == "kernel" for c in sc.checks) else None)
 
 

@@ -2,6 +2,7 @@
 the guests' own flags and events. Pure: the caller (lab/library.py) looks the facts up and passes them in.
 Every refusal is a ScenarioError at the line of the key that is wrong, before anything is built.
 """
+import time
 from dataclasses import dataclass, field
 
 from . import expect, source
@@ -22,6 +23,7 @@ class Facts:
     guest_args: dict = None              # program -> pydantic model of its arguments (mapping form)
     kernel_kinds: list = None            # kinds of kernel events the tracer reports
     drop_reasons: list = None            # this kernel's drop reason names
+    links: list = None                   # the topology's links, as pairs of node names
 
 
 @dataclass
@@ -67,9 +69,17 @@ def validate(sc, facts):
                 check_per_host(key, facts.sysctl_keys)
             except SysctlError as e:
                 raise _error(sc, ("hosts", name, "sysctl", key), str(e).split(": ", 1)[-1]) from None
-    for i, link in enumerate(sc.links):
-        for end in link.between:
+    def link(where, pair):
+        # Both ends exist, yet no link joins them: it would fail only once the network is built.
+        if facts.links is not None and set(pair) not in [set(p) for p in facts.links]:
+            near = [f"{a}-{b}" for a, b in facts.links if set(pair) & {a, b}]
+            raise _error(sc, where, f"no link between {pair[0]} and {pair[1]} in topology {sc.topology}"
+                         + (f" (their links: {_few(near)})" if near else ""))
+
+    for i, link_spec in enumerate(sc.links):
+        for end in link_spec.between:
             node(("links", i, "between"), end)
+        link(("links", i, "between"), link_spec.between)
     guest_names = [g.name for g in sc.guests] + (["controller"] if sc.controller else [])
     for i, g in enumerate(sc.guests):
         host(("guests", i, "host"), g.host)
@@ -78,7 +88,9 @@ def validate(sc, facts):
         if facts.guest_args and isinstance(g.args, dict) and g.program in facts.guest_args:
             _check_args(sc, i, g, facts.guest_args[g.program])
         if facts.check_guest_args:
-            problem = facts.check_guest_args(g.program, substitute(g.argv, {h: "10.0.0.1" for h in hosts}))
+            # {t0} is the monotonic clock at the run's start (thousands of seconds), never 0: check with it
+            problem = facts.check_guest_args(g.program, substitute(g.argv, {h: "10.0.0.1" for h in hosts},
+                                                                   time.monotonic()))
             if problem:
                 raise _error(sc, ("guests", i, "args"), f"{g.program}: {problem}")
         if g.ready and facts.events and g.ready not in facts.events.get(g.program, {g.ready: None}):
@@ -91,6 +103,8 @@ def validate(sc, facts):
                 node(where, need.name)
             elif need.kind == "host":
                 host(where, need.name)
+            elif need.kind == "link":
+                link(where, need.name)
             elif need.name not in guest_names:
                 raise _error(sc, where, f"no guest {need.name!r} (guests: {_few(guest_names)})"
                              + expect.suggest(need.name, guest_names))

@@ -26,6 +26,17 @@ EXPECTED = {
     "bad-expression": ":7: expect[1]: expected 'SUBJECT: [AGGREGATE] PATH [where FIELD=VALUE] OP VALUE', e.g. 'server: TcpExt.ListenO",
     "check-number": ":5: expect[0]: expected a check like 'server: TcpExt.ListenOverflows >= 1'",
     "check-where-on-counter": ":5: expect[0]: TcpExt.ListenOverflows: a counter is its change over the whole run; 'where' applies",
+    # found by fuzzing (2026-11-26): a traceback, a message without its line, files accepted that the run
+    # would fail on or never act on, and a message that printed its own placeholder
+    "number-too-long": ":5: duration: a number of 4,401 characters (100000000000...): no setting takes a number that long",
+    "control-character": ":2: not valid YAML: the character U+0001 is not allowed",
+    "check-negative-tolerance": ":6: expect[0]: '4 ± -1': a tolerance is 0 or more",
+    "check-infinite-bound": ":6: expect[0]: '1e999' is too large a number",
+    "link-not-in-topology": ":3: links[0].between: no link between h1 and h2 in topology single,2 (their links: h1-s1, h2-s1)",
+    "action-after-the-end": ":7: actions[0].at: 500 s is not before the end of the run (duration: 30 s)",
+    "guest-stop-before-start": ":4: guests[0].stop: 1 s must come after its start (5 s)",
+    "arg-t0-as-duration": ":4: guests[0].args: server: argument --duration: ",
+    "after-itself": ":4: guests[0].after: 'server' is not a guest listed before this one",
     "check-since-number": ":5: expect[0]: since: expected a kernel version as text, MAJOR.MINOR (e.g. \"6.15\")",
     "congestion-typo": ":5: hosts.h1.sysctl: net.ipv4.tcp_congestion_control: 'cubik' is not a congestion control algorithm (did you m",
     "deep-nesting": ':2: nested more than 24 levels deep',
