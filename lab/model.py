@@ -65,6 +65,9 @@ def _topology(value):
             ref = topology.parse_ref(value)
         except topology.TopologyError as e:
             raise _error("topology", "{msg}", msg=str(e)) from None
+        if ref.file and not ref.name:
+            raise _error("topology", "{f} is a file: say which of its topologies, {f}:NAME[,ARG...] (as `mn --custom "
+                         "FILE --topo NAME` does)", f=ref.file)
         return {k: v for k, v in (("name", ref.name or ""), ("file", ref.file), ("args", ref.args),
                                   ("params", ref.params)) if v not in (None, [], {})}
     return value

@@ -37,6 +37,7 @@ EXPECTED = {
     "guest-stop-before-start": ":4: guests[0].stop: 1 s must come after its start (5 s)",
     "arg-t0-as-duration": ":4: guests[0].args: server: argument --duration: ",
     "after-itself": ":4: guests[0].after: 'server' is not a guest listed before this one",
+    "topology-file-without-name": ":2: topology: file.py is a file: say which of its topologies, file.py:NAME",
     "check-since-number": ":5: expect[0]: since: expected a kernel version as text, MAJOR.MINOR (e.g. \"6.15\")",
     "congestion-typo": ":5: hosts.h1.sysctl: net.ipv4.tcp_congestion_control: 'cubik' is not a congestion control algorithm (did you m",
     "deep-nesting": ':2: nested more than 24 levels deep',
