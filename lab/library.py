@@ -7,6 +7,9 @@ Scenarios live in topic folders (scenarios/listen-queue/listen-overflow.yaml...)
 file names, unique across folders.
 """
 import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,19 +82,33 @@ def kernel_counter_names():
     return _cache["counters"]
 
 
+_WALK = """
+import os
+for top in ("core", "ipv4", "ipv6", "unix"):
+    for folder, dirs, files in os.walk(os.path.join("/proc/sys/net", top)):
+        rel = os.path.relpath(folder, "/proc/sys").replace("/", ".")
+        if rel.endswith((".conf", ".neigh")):
+            dirs[:] = [d for d in dirs if d in ("all", "default")]
+        for f in files:
+            print(f"{rel}.{f}")
+"""
+
+
 def kernel_sysctl_keys():
-    """The per-host sysctl keys this kernel has: net.core/ipv4/ipv6/unix as this process sees them, with
-    per-interface keys named through `all` (interfaces differ per host)."""
+    """The per-host sysctl keys this kernel has: net.core/ipv4/ipv6/unix as a fresh network namespace sees
+    them, with per-interface keys named through `all` (interfaces differ per host). A key only the root
+    namespace shows is the machine's (6.1 keeps net.ipv4.icmp_msgs_per_sec there; 6.18 has one per
+    namespace): listing from a fresh namespace leaves it out on the kernels that do. Without root (no
+    namespace to make), the keys this process sees."""
     if "sysctls" not in _cache:
-        keys = set()
-        base = "/proc/sys/net"
-        for top in ("core", "ipv4", "ipv6", "unix"):
-            for folder, dirs, files in os.walk(os.path.join(base, top)):
-                rel = os.path.relpath(folder, "/proc/sys").replace("/", ".")
-                if rel.endswith((".conf", ".neigh")):
-                    dirs[:] = [d for d in dirs if d in ("all", "default")]
-                keys.update(f"{rel}.{f}" for f in files)
-        _cache["sysctls"] = keys or None
+        walk = [sys.executable, "-c", _WALK]
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            walk = ["unshare", "-n"] + walk
+        try:
+            out = subprocess.run(walk, capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        _cache["sysctls"] = set(out.split()) or None
     return _cache["sysctls"]
 
 

@@ -67,7 +67,7 @@ EXPECTED = {
     "sample-not-declared": ':6: expect[0]: checks socket samples of h1 but sample.hosts does not list them (add sample: {hosts: [...]})',
     "sysctl-key-list": ':5: hosts.h1.sysctl: a key must be text, not a list or mapping',
     "sysctl-key-number": ":5: hosts.h1.sysctl: the key 5 must be text (quote it: '5')",
-    "sysctl-typo": ':5: hosts.h1.sysctl.net.ipv4.tcp_syncookie: this kernel has no such sysctl (did you mean net.ipv4.tcp_syncooki',
+    "sysctl-typo": ':5: hosts.h1.sysctl.net.ipv4.tcp_syncookie: this kernel has no such sysctl for a host (did you mean net.ipv4.tcp_sync',
     "sysctl-value-shell": ':5: hosts.h1.sysctl.net.ipv4.tcp_rmem: expected a value of numbers, words and spaces (at most 120 characters),',
     "teaches-number": ':3: teaches: expected text, got 5',
     "topology-argument-text": ":2: topology: 'abc': topology arguments are numbers (like single,3 or star,8,bw=10)",
