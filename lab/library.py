@@ -97,7 +97,7 @@ for top in ("core", "ipv4", "ipv6", "unix"):
 def kernel_sysctl_keys():
     """The per-host sysctl keys this kernel has: net.core/ipv4/ipv6/unix as a fresh network namespace sees
     them, with per-interface keys named through `all` (interfaces differ per host). A key only the root
-    namespace shows is the machine's (6.1 keeps net.ipv4.icmp_msgs_per_sec there; 6.18 has one per
+    namespace shows is the machine's (before 6.12, net.ipv4.icmp_msgs_per_sec was; 6.18 has one per
     namespace): listing from a fresh namespace leaves it out on the kernels that do. Without root (no
     namespace to make), the keys this process sees."""
     if "sysctls" not in _cache:

@@ -90,7 +90,7 @@ def check_per_host(key, known=None):
         close = difflib.get_close_matches(_generic(key), known, n=3, cutoff=0.75)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SysctlError(f"{key}: this kernel has no such sysctl for a host{hint} (a key only the machine has, "
-                          "like net.ipv4.icmp_msgs_per_sec on older kernels, cannot be set per host either)")
+                          "like net.ipv4.icmp_msgs_per_sec before 6.12, cannot be set per host either)")
 
 
 def _generic(key):
