@@ -101,13 +101,15 @@ def kernel_sysctl_keys():
     namespace): listing from a fresh namespace leaves it out on the kernels that do. Without root (no
     namespace to make), the keys this process sees."""
     if "sysctls" not in _cache:
+        out = ""
         walk = [sys.executable, "-c", _WALK]
-        if os.geteuid() == 0 and shutil.which("unshare"):
-            walk = ["unshare", "-n"] + walk
-        try:
-            out = subprocess.run(walk, capture_output=True, text=True, timeout=20).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
+        for argv in ([["unshare", "-n"] + walk] if os.geteuid() == 0 and shutil.which("unshare") else []) + [walk]:
+            try:    # where no namespace can be made, the keys this process sees (the root's view)
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if out.strip():
+                break
         _cache["sysctls"] = set(out.split()) or None
     return _cache["sysctls"]
 

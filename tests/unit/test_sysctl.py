@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from lab import sysctl as hosts
@@ -51,3 +53,14 @@ def test_keys_are_checked_against_what_this_kernel_has(key, known, error):
 def test_values_are_checked_before_they_reach_the_kernel(key, value, error):
     with pytest.raises(SysctlError, match=error):
         hosts.check_value(key, value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: lists the keys from inside a fresh network namespace")
+def test_per_host_keys_are_what_a_fresh_namespace_has():
+    # Read from the running kernel: net.ipv4.tcp_mem is the machine's on every kernel (only the root namespace
+    # shows it); what a host can set, a new namespace has.
+    from lab import library
+    keys = library.kernel_sysctl_keys()
+    root_only = {k for k in ("net.ipv4.tcp_mem", "net.ipv4.udp_mem") if os.path.exists("/proc/sys/" + k.replace(".", "/"))}
+    assert root_only and not keys & root_only
+    assert {"net.ipv4.tcp_syncookies", "net.core.somaxconn", "net.ipv4.conf.all.rp_filter"} <= keys
