@@ -143,7 +143,7 @@ def test_a_class_with_hostile_submissions_is_graded_completely(tmp_path):
     assert "tcplab runs topology files as code" in why["topofile"]
     assert "no parameter 'hopts'" in why["hopts"] and "no parameter 'inNamespace'" in why["innamespace"]
     assert ":1: name:" in why["namepath"] and "aliases" in why["aliases"]
-    assert "not UTF-8" in why["garbage"] and "unacceptable character" in why["nul"] and "longer than 25" in why["hang"]
+    assert "not UTF-8" in why["garbage"] and "the character U+0000 is not allowed" in why["nul"] and "longer than 25" in why["hang"]
     assert "exactly one .yaml" in why["twofiles"] and "not a link" in why["link"]
     html = (tmp_path / "grades.html").read_text()
     assert "ada" in html and "<script" not in html
