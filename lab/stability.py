@@ -40,8 +40,12 @@ def _write(path, value):
 def machine_congestion(name):
     """The root namespace's default congestion control set to NAME for the block, then put back (with the
     allowed list, which writing a default extends)."""
+    from .network.sysctls import in_machine_netns
     from .runrecord import RunRecord
     from .sysctl import CONGESTION
+    if not in_machine_netns():
+        raise LabError("the machine's default congestion control can be set only as root in the machine's own "
+                       "network namespace (new namespaces copy it from there); this process runs in another")
     before_cc, before_allowed = _read(CC), _read(ALLOWED)
     # A run record names the default as it was: if this process is killed (SIGKILL, a lost session), the
     # next lab run's cleanup of dead runs puts it back, as it does for a network's sysctls.
@@ -51,6 +55,10 @@ def machine_congestion(name):
     record.save()
     try:
         _write(CC, name)
+    except OSError as e:
+        record.remove()              # nothing was changed: nothing for a later cleanup to put back
+        raise LabError(f"cannot set the machine's default congestion control to {name}: {e.strerror}") from None
+    try:
         yield
     finally:
         _write(CC, before_cc)

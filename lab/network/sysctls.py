@@ -113,3 +113,11 @@ def read_machine_sysctls(keys):
         except FileNotFoundError:
             continue
     return values
+
+
+def in_machine_netns():
+    """True when this process is root in the machine's own network namespace: the one every new namespace
+    copies its defaults from (tcp_rmem, the congestion control), and the only one where the machine-wide
+    keys (tcp_mem, the neighbour table limits, the allowed congestion controls) are shown and writable.
+    False in a namespace of its own, as scripts/platform-check.sh runs the suite."""
+    return os.access("/proc/sys/net/ipv4/tcp_allowed_congestion_control", os.W_OK)

@@ -54,7 +54,8 @@ class Hub:
     def start(self):
         """Start bpftrace and wait until its probes are attached. Raises kernel.TraceError."""
         plan = program.Plan(ports=self.ports, rate=self.rate, probe_gap=self.probe_gap, marker_pid=os.getpid(),
-                            skip_inum=0 if self.include_root else kernel.netns_inode())
+                            skip_inum=0 if self.include_root else kernel.netns_inode(),
+                            args_struct=kernel.args_are_struct())
         text, self.layout = program.generate(plan, kernel.offsets(), kernel.formats_by_tracepoint())
         t0 = time.monotonic()
         self.proc = subprocess.Popen(kernel.PRIVATE_TRACEFS + ["bpftrace", "-B", "line", "-p", str(os.getpid()),

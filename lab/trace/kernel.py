@@ -49,6 +49,17 @@ def why_failed(stderr):
 
 
 @lru_cache(maxsize=1)
+def args_are_struct():
+    """True when this bpftrace treats a tracepoint's `args` as a struct (program.py's two dialects).
+    Raises TraceError when bpftrace does not say its version."""
+    try:
+        out = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True, timeout=10).stdout
+        return program.args_are_struct(out)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+        raise TraceError(f"cannot tell bpftrace's version: {e}") from None
+
+
+@lru_cache(maxsize=1)
 def offsets():
     """program.OFFSET_PATHS resolved on this kernel's BTF. Raises OSError, btf.BTFError."""
     b = btf.load()
@@ -109,7 +120,7 @@ def available():
     try:
         fmts = formats_by_tracepoint()
         tables()
-        program.generate(program.Plan(ports={1}), off, fmts)      # every field the program reads exists
+        program.generate(program.Plan(ports={1}, args_struct=args_are_struct()), off, fmts)   # every field exists
     except (TraceError, formats.FormatError) as e:
         return False, str(e)
     except Exception as e:  # noqa: BLE001 (available() promises not to raise: anything else is a reason too)

@@ -18,6 +18,12 @@ namespace and kind (@over). tcp_probe is filtered by port and thinned per socket
 run can tell lines lost on the way (perf buffer, pipe) from lines never printed. The three maps are printed
 at each marker (a flush).
 
+Two dialects: bpftrace 0.17 (Debian 12) lets `args` be cast to an integer, the record's address, and every
+field is then a load at its offset. From 0.20 (Debian 13 has 0.23) `args` is a struct value that cannot be
+cast ("Cannot cast from struct type"), so each field is read by name (`args.sport`; an array as an integer
+of its size, or from its first bytes); kernel structs are still reached by BTF offsets from the pointers
+the fields hold. `Plan.args_struct` chooses (kernel.args_are_struct(), from bpftrace's version).
+
 Markers: the tracer's own connect() to 127.0.0.1:9 from a socket bound to a chosen port fires the two marker
 probes, declared first and last. bpftrace 0.17 attaches probes in order (older versions in reverse), so once
 both have fired, every probe between them is attached; the last one also prints the counters.
@@ -81,6 +87,16 @@ class Plan:
     probe_gap: float = 0.001           # tcp_probe: one event per socket per probe_gap seconds at most
     marker_pid: int = 0                # the process whose connect() to 127.0.0.1:MARK_PORT is a marker
     skip_inum: int = 0                 # the machine's namespace, left out (0: keep every namespace)
+    args_struct: bool = False          # bpftrace >= 0.20: fields by name, `args` cannot be cast (see above)
+
+
+def args_are_struct(version_text):
+    """From `bpftrace --version` ("bpftrace v0.23.2"): True from 0.20 on, where `args` is a struct (see
+    the two dialects above). Raises ValueError when the text holds no version."""
+    m = re.search(r"\bv?(\d+)\.(\d+)\.", version_text)
+    if not m:
+        raise ValueError(f"no version in {version_text.strip()[:80]!r}")
+    return (int(m[1]), int(m[2])) >= (0, 20)
 
 
 def probe_limit(fmts):
@@ -96,8 +112,25 @@ def _load(width, addr):
     return f"*(uint{width}*)({addr})"
 
 
-def field_loads(tp, fmt, names):
-    """[(name, bpftrace load from the tracepoint record at $a)] for NAMES of tracepoint TP (format FMT).
+def field_load(tp, fmt, name, args_struct=False):
+    """The bpftrace expression that loads field NAME of tracepoint TP (format FMT) as an unsigned integer:
+    from the record at $a, or (ARGS_STRUCT) by name. A field wider than 8 bytes (a 28-byte sockaddr)
+    gives its first 8."""
+    ctype, offset, size, _signed = fmt.fields[name]
+    width = {1: 8, 2: 16, 4: 32, 8: 64}.get(size, 64)
+    if not args_struct:
+        return _load(width, f"$a + {offset}")
+    if size > 1 and re.search(r"\b(__u8|u8|unsigned char|char)\b", ctype):
+        # A byte array (an address): by its bytes, as the kernel's verifier refuses a 4-byte load from the
+        # record at an offset that is not a multiple of 4 (tcp_retransmit_skb's saddr is at 34).
+        return "(" + " | ".join(f"((uint64)(uint8)args.{name}[{i}] << {8 * i})" for i in range(min(size, 8))) + ")"
+    if size in (1, 2, 4, 8):                  # an integer or a pointer
+        return f"(uint{width})args.{name}"
+    raise FormatError(f"tracepoint {tp}: field {name} ({ctype}, {size} bytes) cannot be read by name")
+
+
+def field_loads(tp, fmt, names, args_struct=False):
+    """[(name, bpftrace load)] for NAMES of tracepoint TP (format FMT): see field_load().
     An optional field this kernel lacks is left out; a missing required one raises FormatError."""
     out = []
     for name in names:
@@ -105,9 +138,7 @@ def field_loads(tp, fmt, names):
             if (tp, name) in OPTIONAL_FIELDS:
                 continue
             raise FormatError(f"tracepoint {tp} has no field {name} on this kernel")
-        _ctype, offset, size, _signed = fmt.fields[name]
-        width = {1: 8, 2: 16, 4: 32, 8: 64}.get(size, 64)      # a sockaddr (28 bytes): its first 8
-        out.append((name, _load(width, f"$a + {offset}")))
+        out.append((name, field_load(tp, fmt, name, args_struct)))
     return out
 
 
@@ -124,8 +155,9 @@ def generate(plan, off, fmts):
                 + _load(32, _load(64, f"$dev + {off['DEV_NET']}") + f" + {off['NET_INUM']}") + "; }")
 
     def raw(tp, name):
-        _c, offset, size, _s = fmts[tp].fields[name]
-        return _load({1: 8, 2: 16, 4: 32, 8: 64}[size], f"$a + {offset}")
+        return field_load(tp, fmts[tp], name, plan.args_struct)
+
+    record = "" if plan.args_struct else "$a = (uint64)args; "
 
     keep = f"$ns != {int(plan.skip_inum)}" if plan.skip_inum else "$ns != 0"
     probes = bool(plan.ports) and not probe_limit(fmts)
@@ -134,7 +166,7 @@ def generate(plan, off, fmts):
 
     def emit(tag, extra=(), counter="@wn"):
         tp, kind, names = PROBES[tag]
-        fields = field_loads(tp, fmts[tp], names) + list(extra)
+        fields = field_loads(tp, fmts[tp], names, plan.args_struct) + list(extra)
         layout[tag] = [name for name, _load in fields]
         fmt = f"{tag}\\t%u\\t%llu" + "".join("\\t%s" if n in STRING_FIELDS else "\\t%llu" for n, _l in fields) + "\\n"
         args = ", ".join(["$ns", "nsecs"] + [load for _name, load in fields])
@@ -144,12 +176,12 @@ def generate(plan, off, fmts):
                 f"else {{ @over[$ns, {CAP_KINDS.index(kind)}]++; }} }}")
 
     def head(tp):
-        return [f"tracepoint:{tp} {{", "  $a = (uint64)args; $ns = (uint32)0;"]
+        return [f"tracepoint:{tp} {{", f"  {record}$ns = (uint32)0;"]
 
     st = "sock:inet_sock_set_state"
 
     def marker(tag, then=""):
-        return (f"tracepoint:{st} {{ $a = (uint64)args; if (pid == {int(plan.marker_pid)} && "
+        return (f"tracepoint:{st} {{ {record}if (pid == {int(plan.marker_pid)} && "
                 f"{raw(st, 'dport')} == {MARK_PORT} && {raw(st, 'newstate')} == 2) {{ "
                 f"printf(\"M\\t{tag}\\t%u\\t%llu\\n\", {raw(st, 'sport')}, nsecs); {then}}} }}")
 
@@ -184,7 +216,7 @@ def generate(plan, off, fmts):
     ]
     # Retransmissions carry the segments the skb holds (a TSO skb is one event and several segments).
     tp = PROBES["R"][0]
-    segs = _load(16, _load(64, "$a + " + str(fmts[tp].fields["skbaddr"][1])) + f" + {off['SKB_CB'] + off['GSO_SEGS']}")
+    segs = _load(16, raw(tp, "skbaddr") + f" + {off['SKB_CB'] + off['GSO_SEGS']}")
     lines += head(tp) + [f"  $ns = {ns_of_sk(raw(tp, 'skaddr'))};", "  " + emit("R", extra=[("segs", segs)]), "}"]
     for tag in ("A", "X"):
         tp = PROBES[tag][0]

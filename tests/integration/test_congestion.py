@@ -2,6 +2,7 @@
 namespace set to cubic and to reno (this machine's own default is bbr), the hosts' sockets use what the
 scenario says, and the machine is put back exactly. A repeat run reports each check's pass rate and spread."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 
 from lab.results import Result
 from lab.stability import machine_congestion
+
+from .helpers import needs_machine_netns
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +26,7 @@ def _run(*args):
 
 
 @pytest.mark.parametrize("machine", ["cubic", "reno"])
+@needs_machine_netns
 def test_the_library_passes_whatever_the_machines_default(machine, tmp_path):
     before = (CC.read_text(), ALLOWED.read_text())
     with machine_congestion(machine):
@@ -65,6 +69,19 @@ def test_repeats_report_pass_rates_and_spreads(tmp_path):
     assert not (tmp_path / "partial-read" / "report.html").exists(), "a repeat leaves no stale top-level report"
 
 
+def test_outside_the_machines_namespace_setting_its_default_is_refused_and_leaves_nothing(tmp_path):
+    """In a namespace of its own (as scripts/platform-check.sh runs the suite) the default written would not
+    reach new namespaces, which copy the machine's: a clear refusal (was: PermissionError, a record left)."""
+    tmp_path.chmod(0o700)
+    code = "from lab.stability import machine_congestion\nwith machine_congestion('cubic'):\n    pass\n"
+    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "TCPLAB_RUN_DIR": str(tmp_path)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "can be set only as root in the machine's own network namespace" in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == [], "a run record was left"
+
+
+@needs_machine_netns
 def test_a_killed_stability_run_has_the_machines_default_put_back_by_the_next_cleanup():
     """SIGKILL (a lost session) skips every finally: the run record left behind names the default as it was."""
     before = CC.read_text()

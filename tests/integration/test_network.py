@@ -14,7 +14,7 @@ from lab.errors import LabError, SysctlError
 from lab.network import LabNetwork, NetworkSpec, leftovers
 from lab.runrecord import RunRecord, all_records
 
-from .helpers import ask, counter, deltas, guest, lab_prompt, snapshot, wait_until
+from .helpers import ask, counter, deltas, guest, lab_prompt, needs_machine_netns, snapshot, wait_until
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +80,7 @@ def test_per_host_sysctl_only_on_that_host(three_hosts):
         assert f.read().strip() == "0", "a per-host setting leaked into the root namespace"
 
 
+@needs_machine_netns
 def test_hosts_start_from_kernel_defaults_not_the_root_namespaces_values():
     # A new namespace copies tcp_rmem/tcp_wmem from the root namespace, whatever Mininet's fixLimits() or an
     # admin put there. Put a value in the root that no kernel ships, and see that a plain namespace inherits

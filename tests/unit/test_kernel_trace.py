@@ -143,6 +143,28 @@ def test_the_program_reads_fields_at_the_format_files_offsets_and_filters_in_the
     assert set(layout) == set(program.PROBES)
 
 
+def test_for_bpftrace_0_20_on_fields_are_read_by_name_and_addresses_byte_by_byte():
+    """Debian 13's bpftrace (0.23) refuses `(uint64)args` ("Cannot cast from struct type"), and the kernel's
+    verifier a 4-byte load from the record at an offset not a multiple of 4 (retransmit_skb's saddr: 34)."""
+    text, layout = _program(ports=frozenset({9000}), args_struct=True)
+    assert "$a " not in text and "$a +" not in text and "(uint64)args;" not in text
+    assert "(uint16)args.sport == 9000 || (uint16)args.dport == 9000" in text        # tcp_probe by port
+    assert FORMATS["tcp:tcp_retransmit_skb"].fields["saddr"][1:3] == (34, 4)
+    assert ("((uint64)(uint8)args.saddr[0] << 0) | ((uint64)(uint8)args.saddr[1] << 8) | "
+            "((uint64)(uint8)args.saddr[2] << 16) | ((uint64)(uint8)args.saddr[3] << 24)") in text
+    assert "((uint64)(uint8)args.saddr[7] << 56)" in text            # tcp_probe's 28-byte sockaddr: its first 8
+    assert "*(uint16*)((uint64)args.skbaddr + " in text             # kernel structs still by BTF offsets
+    assert layout == _program(ports=frozenset({9000}))[1]           # the same lines, parsed the same way
+
+
+def test_the_dialect_follows_bpftraces_version():
+    assert program.args_are_struct("bpftrace v0.23.2\n") and program.args_are_struct("bpftrace v0.20.0")
+    assert not program.args_are_struct("bpftrace v0.17.0\n") and not program.args_are_struct("v0.19.1")
+    assert program.args_are_struct("bpftrace v1.0.0")
+    with pytest.raises(ValueError, match="no version"):
+        program.args_are_struct("bpftrace: command not found")
+
+
 def test_without_ports_there_is_no_tcp_probe_and_an_old_kernel_lacks_only_optional_fields():
     text, layout = _program()
     assert "tcp_probe" not in text and "P" not in layout
