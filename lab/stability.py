@@ -43,9 +43,12 @@ def machine_congestion(name):
     from .network.sysctls import in_machine_netns
     from .runrecord import RunRecord
     from .sysctl import CONGESTION
+    if os.geteuid() != 0:
+        raise LabError("setting the machine's default congestion control needs root")
     if not in_machine_netns():
-        raise LabError("the machine's default congestion control can be set only as root in the machine's own "
-                       "network namespace (new namespaces copy it from there); this process runs in another")
+        raise LabError("the machine's default congestion control can be set only in the machine's own network "
+                       "namespace (new namespaces copy it from there), and this process cannot write it here: "
+                       "another network namespace, or a read-only /proc/sys")
     before_cc, before_allowed = _read(CC), _read(ALLOWED)
     # A run record names the default as it was: if this process is killed (SIGKILL, a lost session), the
     # next lab run's cleanup of dead runs puts it back, as it does for a network's sysctls.

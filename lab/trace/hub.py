@@ -45,6 +45,7 @@ class Hub:
         self.catch_all = None             # a view that takes every namespace
         self.stderr, self.stderr_count, self.lost = [], 0, 0
         self.attach_s = None
+        self.args_struct = None           # the program's dialect, once started (program.py)
         self._cond = threading.Condition()
         self._markers = {}                # port -> {"first": t, "last": t, "done": t, "counters": {...}}
         self._collecting = None           # the marker port whose counters are being printed
@@ -52,10 +53,21 @@ class Hub:
 
     # -- process -----------------------------------------------------------------------------------------
     def start(self):
-        """Start bpftrace and wait until its probes are attached. Raises kernel.TraceError."""
+        """Start bpftrace and wait until its probes are attached. Raises kernel.TraceError.
+        The program's dialect follows bpftrace's version; when bpftrace refuses it for the other one (the
+        boundary comes from bpftrace's changelog, and reports differ for 0.19.0), the other is tried once."""
+        first = kernel.args_are_struct()
+        try:
+            return self._start(first)
+        except kernel.TraceError:
+            if not program.dialect_refused("\n".join(self.stderr)):
+                raise
+        self.stderr, self.stderr_count = [], 0
+        return self._start(not first)
+
+    def _start(self, args_struct):
         plan = program.Plan(ports=self.ports, rate=self.rate, probe_gap=self.probe_gap, marker_pid=os.getpid(),
-                            skip_inum=0 if self.include_root else kernel.netns_inode(),
-                            args_struct=kernel.args_are_struct())
+                            skip_inum=0 if self.include_root else kernel.netns_inode(), args_struct=args_struct)
         text, self.layout = program.generate(plan, kernel.offsets(), kernel.formats_by_tracepoint())
         t0 = time.monotonic()
         self.proc = subprocess.Popen(kernel.PRIVATE_TRACEFS + ["bpftrace", "-B", "line", "-p", str(os.getpid()),
@@ -72,6 +84,7 @@ class Hub:
             self.stop()
             raise
         self.attach_s = round(time.monotonic() - t0, 3)
+        self.args_struct = args_struct
         return self
 
     def alive(self):

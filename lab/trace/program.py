@@ -8,8 +8,9 @@ so addresses alone could not tell them apart.
 
 Start-up cost: bpftrace 0.17 compiles each `args->field` and each struct cast through libclang and LLVM;
 measured here, 7 tracepoints printing their fields by name took 1.3-1.8 s of CPU to attach, by raw loads
-0.16 s. So every value is a plain load at an offset read on this kernel: tracepoint fields from their format
-files (formats.py), kernel structs from BTF (btf.py). The program is generated per kernel, never stored.
+0.16 s. So with 0.17 every value is a plain load at an offset read on this kernel: tracepoint fields from
+their format files (formats.py), kernel structs from BTF (btf.py). The program is generated per kernel,
+never stored. (With 0.23 fields are read by name, below; its attach time was not measured apart.)
 
 Cost bound in the kernel: at most `rate` events per second are printed (and, counted apart, `rate` tcp_probe
 events, so per-segment samples cannot crowd out drops and resets); past it an event is only counted, per
@@ -19,10 +20,11 @@ run can tell lines lost on the way (perf buffer, pipe) from lines never printed.
 at each marker (a flush).
 
 Two dialects: bpftrace 0.17 (Debian 12) lets `args` be cast to an integer, the record's address, and every
-field is then a load at its offset. From 0.20 (Debian 13 has 0.23) `args` is a struct value that cannot be
-cast ("Cannot cast from struct type"), so each field is read by name (`args.sport`; an array as an integer
-of its size, or from its first bytes); kernel structs are still reached by BTF offsets from the pointers
-the fields hold. `Plan.args_struct` chooses (kernel.args_are_struct(), from bpftrace's version).
+field is then a load at its offset. Later versions (Debian 13 has 0.23) make `args` a struct value that
+cannot be cast ("Cannot cast from struct type"), so each field is read by name (`args.sport`; a byte array
+byte by byte, its first 8 bytes at most); kernel structs are still reached by BTF offsets from the pointers
+the fields hold. `Plan.args_struct` chooses: first from bpftrace's version (0.19 on, by its changelog;
+reports differ for 0.19.0), and when bpftrace refuses that dialect (`dialect_refused`), the other (hub.py).
 
 Markers: the tracer's own connect() to 127.0.0.1:9 from a socket bound to a chosen port fires the two marker
 probes, declared first and last. bpftrace 0.17 attaches probes in order (older versions in reverse), so once
@@ -87,16 +89,26 @@ class Plan:
     probe_gap: float = 0.001           # tcp_probe: one event per socket per probe_gap seconds at most
     marker_pid: int = 0                # the process whose connect() to 127.0.0.1:MARK_PORT is a marker
     skip_inum: int = 0                 # the machine's namespace, left out (0: keep every namespace)
-    args_struct: bool = False          # bpftrace >= 0.20: fields by name, `args` cannot be cast (see above)
+    args_struct: bool = False          # bpftrace >= 0.19: fields by name, `args` cannot be cast (see above)
 
 
 def args_are_struct(version_text):
-    """From `bpftrace --version` ("bpftrace v0.23.2"): True from 0.20 on, where `args` is a struct (see
-    the two dialects above). Raises ValueError when the text holds no version."""
+    """From `bpftrace --version` ("bpftrace v0.23.2"): True from 0.19 on, where bpftrace's changelog makes
+    `args` a struct (see the two dialects above). Raises ValueError when the text holds no version."""
     m = re.search(r"\bv?(\d+)\.(\d+)\.", version_text)
     if not m:
         raise ValueError(f"no version in {version_text.strip()[:80]!r}")
-    return (int(m[1]), int(m[2])) >= (0, 20)
+    return (int(m[1]), int(m[2])) >= (0, 19)
+
+
+# What bpftrace prints when the program is in the other dialect: 0.23 given `(uint64)args`, and 0.17 given
+# `args.sport` (captured here; tests/unit/test_kernel_trace.py).
+_DIALECT_ERRORS = ("Cannot cast from struct type", "Try dereferencing it first, or using '->'")
+
+
+def dialect_refused(error_text):
+    """True when bpftrace's error says the program was written in the other dialect."""
+    return any(marker in error_text for marker in _DIALECT_ERRORS)
 
 
 def probe_limit(fmts):
@@ -120,7 +132,7 @@ def field_load(tp, fmt, name, args_struct=False):
     width = {1: 8, 2: 16, 4: 32, 8: 64}.get(size, 64)
     if not args_struct:
         return _load(width, f"$a + {offset}")
-    if size > 1 and re.search(r"\b(__u8|u8|unsigned char|char)\b", ctype):
+    if size > 1 and "*" not in ctype and re.search(r"\b(__u8|u8|unsigned char|char)\b", ctype):
         # A byte array (an address): by its bytes, as the kernel's verifier refuses a 4-byte load from the
         # record at an offset that is not a multiple of 4 (tcp_retransmit_skb's saddr is at 34).
         return "(" + " | ".join(f"((uint64)(uint8)args.{name}[{i}] << {8 * i})" for i in range(min(size, 8))) + ")"

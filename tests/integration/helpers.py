@@ -13,8 +13,8 @@ from lab.network.sysctls import in_machine_netns
 # What only the machine's own network namespace has: the defaults new namespaces copy (tcp_rmem, the congestion
 # control) and the machine-wide keys. scripts/platform-check.sh runs the suite in a namespace of its own.
 needs_machine_netns = pytest.mark.skipif(
-    not in_machine_netns(), reason="needs root in the machine's own network namespace (new namespaces copy their "
-    "defaults from there, and only there are the machine-wide sysctls): this process runs in another")
+    not in_machine_netns(), reason="needs to write the machine-wide sysctls, as root in the machine's own network "
+    "namespace (new namespaces copy their defaults from there): here another namespace or a read-only /proc/sys")
 
 
 def snapshot(lab, *hosts):

@@ -160,3 +160,18 @@ def test_a_planned_suite_compiles_one_bpftrace_that_later_runs_join():
         with trace.Tracer(_inodes(lab), ports={9002}) as third:     # not planned: a hub that covers it
             pass
     assert 9002 in third.hub.ports and 9001 in third.hub.ports      # the idle hub's ports are kept
+
+
+@needs_trace
+def test_a_program_in_the_other_dialect_is_refused_and_the_other_is_tried(monkeypatch):
+    """The dialect comes from bpftrace's version (program.py); where that guess is wrong (reports differ for
+    0.19.0), bpftrace refuses the program and the hub starts the other. Here the guess is made wrong."""
+    from lab.trace import hub, kernel
+    right = kernel.args_are_struct()
+    monkeypatch.setattr(kernel, "args_are_struct", lambda: not right)
+    h = hub.Hub(ports={9000})
+    try:
+        h.start()
+        assert h.alive() and h.args_struct == right
+    finally:
+        h.stop()

@@ -24,37 +24,46 @@ pytestmark = pytest.mark.root
 SECONDS, OMIT = 4, 1
 
 
-def _rx_bytes(lab, host, intf):
-    """Bytes received on INTF so far, the kernel's count in HOST's namespace (/proc/net/dev)."""
-    for line in lab.host(host).cmd("cat /proc/net/dev").splitlines():
+def _rx_bytes(pid, intf):
+    """(bytes received on INTF so far, when): the kernel's count in the namespace of process PID, read from
+    /proc/PID/net/dev by this process (no shell round trip between the count and its time)."""
+    with open(f"/proc/{pid}/net/dev") as f:
+        text, t = f.read(), time.monotonic()
+    for line in text.splitlines():
         name, _, counts = line.partition(":")
         if name.strip() == intf:
-            return int(counts.split()[0])
-    raise AssertionError(f"no {intf} in {host}'s /proc/net/dev")
+            return int(counts.split()[0]), t
+    raise AssertionError(f"no {intf} in /proc/{pid}/net/dev")
 
 
 def delivered_mbit(lab, server, client, ip, port, seconds=SECONDS, omit=OMIT):
     """The rate at which bytes arrived on SERVER's interface during a SECONDS-long bulk iperf3 transfer
-    CLIENT -> SERVER, its first OMIT s (slow start) and last 0.5 s left out: the kernel's count, Ethernet
-    headers included, which is what htb meters. Not iperf3's own figure: its receiver-side rate includes the
-    drain of the sender's buffer after the end and differs between versions (at 1 Mbit/s: 0.93 with 3.12,
-    0.84 to 0.90 with Debian 13's 3.18, for the same shaping)."""
-    intf = lab.host(server).defaultIntf().name
+    CLIENT -> SERVER, its first OMIT s (slow start) and last 0.5 s left out: the kernel's count (see the
+    module's docstring). Not iperf3's own figure: its receiver-side rate includes the drain of the sender's
+    buffer after the end and differs between versions (at 1 Mbit/s: 0.93 with 3.12, 0.84 to 0.90 with
+    Debian 13's 3.18, for the same shaping)."""
+    host = lab.host(server)
+    intf = host.defaultIntf().name
     srv = lab.start_process(server, ["iperf3", "-s", "-1", "-B", ip, "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = None
     try:
-        assert wait_until(lambda: f":{port} " in lab.host(server).cmd("ss -Hltn"), 10), "iperf3 did not listen"
+        assert wait_until(lambda: f":{port} " in host.cmd("ss -Hltn"), 10), "iperf3 did not listen"
         cli = lab.start_process(client, ["iperf3", "-c", ip, "-p", str(port), "-t", str(seconds)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(omit)
-        b0, t0 = _rx_bytes(lab, server, intf), time.monotonic()
+        b0, t0 = _rx_bytes(host.pid, intf)
         time.sleep(seconds - omit - 0.5)
-        b1, t1 = _rx_bytes(lab, server, intf), time.monotonic()
+        b1, t1 = _rx_bytes(host.pid, intf)
         _out, err = cli.communicate(timeout=seconds + 20)
         assert cli.returncode == 0, f"iperf3 client: {err}"
         return (b1 - b0) * 8 / (t1 - t0) / 1e6
     finally:
-        srv.wait(10)
+        for proc in (cli, srv):           # ended already, unless the measurement failed on the way
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -130,22 +130,24 @@ def _cli(args, run_dir):
 def test_corrupt_records_are_reported_and_skipped_while_a_normal_run_passes(private_run_dir):
     d = private_run_dir
     # A record may name an interface that is not its run's: a bridge of the test's own stands for the
-    # machine's eth0 (a namespace of its own, as in scripts/platform-check.sh, has no eth0).
-    subprocess.run(["ip", "link", "add", "victim0", "type", "bridge"], check=True)
+    # machine's eth0 (a namespace of its own, as in scripts/platform-check.sh, has no eth0). Named after
+    # this process, so that one left by a killed session never stands in the way.
+    victim = f"victim{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", victim, "type", "bridge"], check=True)
     try:
-        _corrupt_records(d)
-        assert os.path.exists("/sys/class/net/victim0"), "an interface no run created was deleted"
+        _corrupt_records(d, victim)
+        assert os.path.exists(f"/sys/class/net/{victim}"), "an interface no run created was deleted"
     finally:
-        subprocess.run(["ip", "link", "del", "victim0"], check=False)
+        subprocess.run(["ip", "link", "del", victim], check=False)
 
 
-def _corrupt_records(d):
+def _corrupt_records(d, victim):
     (d / "tbd1.json").write_text("{not json")
     (d / "tbd2.json").write_text(json.dumps(_record("tbd2", processes=[])))
     (d / "tbd3.json").write_text(json.dumps(_record("tbd3")))
     (d / "tbd3.pids").write_text("abc\n")
     (d / "tbd4.json").write_text(json.dumps(_record("tbd4", root_interfaces=["lo"])))
-    (d / "tbd6.json").write_text(json.dumps(_record("tbd6", switches=["victim0"])))
+    (d / "tbd6.json").write_text(json.dumps(_record("tbd6", switches=[victim])))
     (d / "tbd5.json").write_text(json.dumps(_record("tbd5", machine_sysctls={"kernel.core_pattern": "1"})))
     lo_before = Path("/sys/class/net/lo/operstate").read_text()
     check = _cli(["cleanup", "--check"], d)
@@ -154,7 +156,7 @@ def _corrupt_records(d):
         assert f"corrupt record skipped: {d}/{name}.json" in check.stdout, check.stdout
     assert "processes: expected a mapping" in check.stdout and "tbd3.pids:1: 'abc'" in check.stdout
     assert "'lo': not an interface name of run tbd4" in check.stdout
-    assert "'victim0': not an interface name of run tbd6" in check.stdout
+    assert f"'{victim}': not an interface name of run tbd6" in check.stdout
     assert "'kernel.core_pattern': not one of the guarded" in check.stdout
     cleanup = _cli(["cleanup"], d)
     assert cleanup.returncode == 0 and cleanup.stdout.count("corrupt record skipped") == 6, cleanup.stdout
