@@ -172,6 +172,9 @@ def test_port_statistics_grow_with_traffic(ofnet):
     client = guest(ofnet, "c2", "client", "write", f"{ofnet.host('sv1').IP()}:9301", "--total", 5_000_000)
     try:
         assert client.wait(20)
+        # The client exits once its last bytes are in its send buffer; over the userspace datapath a lost
+        # tail can cross seconds later (a suite run stopped the server first: 4,834,932 bytes counted).
+        assert server.wait_event("eof", 30), "the server did not read the 5 MB to the end"
     finally:
         client.stop(), server.stop()
     # c2's port on s1 received the 5 MB (plus headers); the other ports did not.
