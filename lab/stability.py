@@ -42,7 +42,7 @@ def machine_congestion(name):
     allowed list, which writing a default extends)."""
     from .network.sysctls import in_machine_netns
     from .runrecord import RunRecord
-    from .sysctl import CONGESTION
+    from .sysctl import CONGESTION, normalize
     if os.geteuid() != 0:
         raise LabError("setting the machine's default congestion control needs root")
     if not in_machine_netns():
@@ -50,10 +50,12 @@ def machine_congestion(name):
                        "namespace (new namespaces copy it from there), and this process cannot write it here: "
                        "another network namespace, or a read-only /proc/sys")
     before_cc, before_allowed = _read(CC), _read(ALLOWED)
-    # A run record names the default as it was: if this process is killed (SIGKILL, a lost session), the
-    # next lab run's cleanup of dead runs puts it back, as it does for a network's sysctls.
+    # A run record names both as they were: if this process is killed (SIGKILL, a lost session), the next
+    # lab run's cleanup of dead runs puts them back, as it does for a network's sysctls. Writing a default
+    # also adds it to the allowed list, so that list is recorded with what the write made of it.
+    allowed_key = "net.ipv4.tcp_allowed_congestion_control"
     record = RunRecord.create(purpose=f"stability: machine congestion control {name}")
-    record.machine_sysctls = {CONGESTION: before_cc}
+    record.machine_sysctls = {CONGESTION: before_cc, allowed_key: before_allowed}
     record.machine_run_values = {CONGESTION: name}
     record.save()
     try:
@@ -61,6 +63,8 @@ def machine_congestion(name):
     except OSError as e:
         record.remove()              # nothing was changed: nothing for a later cleanup to put back
         raise LabError(f"cannot set the machine's default congestion control to {name}: {e.strerror}") from None
+    record.machine_run_values = {CONGESTION: name, allowed_key: normalize(_read(ALLOWED))}
+    record.save()
     try:
         yield
     finally:

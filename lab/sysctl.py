@@ -67,6 +67,7 @@ MACHINE_GUARDED = (
     "net.ipv4.neigh.default.gc_thresh2", "net.ipv4.neigh.default.gc_thresh3",
     "net.ipv4.route.max_size", "kernel.pty.max", "net.core.somaxconn", "net.ipv4.tcp_syncookies",
     "net.ipv4.ip_forward", CONGESTION,
+    "net.ipv4.tcp_allowed_congestion_control",     # writing a default congestion control extends it
 )
 
 

@@ -85,7 +85,12 @@ def test_outside_the_machines_namespace_setting_its_default_is_refused_and_leave
 def test_a_killed_stability_run_has_the_machines_default_put_back_by_the_next_cleanup():
     """SIGKILL (a lost session) skips every finally: the run record left behind names the default as it was."""
     before = CC.read_text()
-    other = "reno" if before.strip() != "reno" else "cubic"
+    allowed_before = ALLOWED.read_text()
+    available = Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+    # One the allowed list lacks, where there is one (here cubic: allowed "reno bbr"): setting it as the
+    # default extends that list, which the cleanup must put back too.
+    others = [a for a in available if a not in allowed_before.split() and a != before.strip()]
+    other = others[0] if others else ("reno" if before.strip() != "reno" else "cubic")
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom lab.stability import machine_congestion\n"
          f"with machine_congestion({other!r}):\n    print('set', flush=True)\n    time.sleep(60)\n"],
@@ -98,7 +103,10 @@ def test_a_killed_stability_run_has_the_machines_default_put_back_by_the_next_cl
         child.wait()
         child.stdout.close()
     assert CC.read_text().strip() == other, "the kill itself put the default back: the test proves nothing"
+    if others:
+        assert other in ALLOWED.read_text().split(), "setting the default did not extend the allowed list"
     out = subprocess.run([sys.executable, "-m", "lab.cli", "cleanup"], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert CC.read_text() == before, out.stdout
+    assert ALLOWED.read_text() == allowed_before, out.stdout
