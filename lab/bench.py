@@ -142,10 +142,11 @@ expect:
 """
 
 
-# Every client waits for one instant, set far enough ahead for all client processes to have started: the
-# lab starts them one after another, ~28 ms each at 1000 (profiled: fork+exec of mnexec ~16 ms, most of it
-# waiting for a CPU that the guests already started keep busy; two reader threads each ~11 ms). At 0.015 s
-# per client most connects began well after the instant. The row gives how long after it they began.
+# Every client waits for one instant, set far enough ahead for all client processes to have started. At 1000
+# they are forked from the run's guest launcher (lab/network/launcher.py), ~4 ms each alone but ~18 ms each
+# here (2026-11-26): the kernel is still flooding the 1000 hosts' IPv6 autoconfiguration multicast to every
+# port of the bridge (softirq ~45% of both cores) and ovs-vswitchd, when running, takes ~40% processing the
+# 2000 new interfaces' netlink notices. The row gives how long after the instant the connects began.
 STORM_START_S_PER_CLIENT = 0.02
 
 

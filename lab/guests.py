@@ -4,7 +4,6 @@ The programs themselves live in guest/ (standard library only); this module star
 lab's interpreter, collects their events on a reader thread, and stops them by PID.
 """
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -92,17 +91,17 @@ class EventStream:
 class GuestProcess(EventStream):
     """One guest program running in one host; `events` fills as it prints."""
 
-    def __init__(self, name, host, program, args=(), congestion=None):
+    def __init__(self, name, host, program, args=(), congestion=None, fork=False):
         super().__init__()
         self.name, self.host, self.program, self.args = name, host, program, list(args)
         self.congestion = congestion       # set on each of its TCP sockets (guest/kernel.py)
+        self.fork = fork                   # forked from the run's launcher rather than exec'd (LabNetwork.start_guest)
         self.started_at = None
 
     def start(self, net):
         self.started_at = time.monotonic()
-        env = dict(os.environ, TCPLAB_CONGESTION=self.congestion) if self.congestion else None
-        self.attach(net.start_process(self.host, guest_argv(self.program, self.args), env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {"TCPLAB_CONGESTION": self.congestion} if self.congestion else None
+        self.attach(net.start_guest(self.host, self.program, self.args, env=env, fork=self.fork))
         return self
 
     def decorate(self, event):

@@ -23,6 +23,9 @@ from .scenario import substitute
 from .sysctl import CONGESTION, DEFAULT_CONGESTION, MACHINE_RECORDED
 
 READY_TIMEOUT = 10.0
+# Above this many guests they are forked from one launcher (lab/network/launcher.py): no shipped lesson has
+# more than a handful, a storm has a thousand.
+FORK_GUESTS_ABOVE = 32
 TRACE_CAP = 20000          # kernel events kept per run (tcp_probe samples are capped apart); past it: counted
 
 
@@ -128,8 +131,11 @@ class Sampler(threading.Thread):
 class ScenarioRun:
     """One run of one scenario. `execute()` returns a Result; results are written by the caller."""
 
-    def __init__(self, sc, progress=None, trusted=(), capture_dir=None, trace=True):
+    def __init__(self, sc, progress=None, trusted=(), capture_dir=None, trace=True, launch="auto"):
         self.sc = sc
+        # Guests exec'd one by one (each one's command line visible in its host), or forked from one loaded
+        # interpreter when a scenario has so many that starting them would dominate its time (a storm).
+        self.fork = launch == "fork" or (launch == "auto" and len(sc.guests) > FORK_GUESTS_ABOVE)
         self.trace = trace              # the kernel's event stream (lab/trace), where the kernel allows
         self.progress = progress or (lambda text: None)
         self.trusted = trusted
@@ -300,8 +306,8 @@ class ScenarioRun:
                 raise LabError(f"{self.sc.path}: guest {spec.after!r} did not report {ready_kind!r} within "
                                f"{READY_TIMEOUT:g} s: {other.stderr.strip()[-300:]}")
         argv = substitute(spec.argv, self.addresses, self.t0)
-        g = GuestProcess(spec.name, spec.host, spec.program, argv,
-                         congestion=self.congestion.get(spec.host)).start(self.lab)
+        g = GuestProcess(spec.name, spec.host, spec.program, argv, congestion=self.congestion.get(spec.host),
+                         fork=self.fork).start(self.lab)
         self.guests[spec.name] = g
         self.progress(f"{time.monotonic() - self.t0:6.2f} s  {spec.name} on {spec.host}: {spec.program} {' '.join(argv)}")
         if spec.ready and not g.wait_event(spec.ready, READY_TIMEOUT):
@@ -387,10 +393,13 @@ def capture_excerpt(path, limit=15):
     return "\n".join(lines[:limit]) + more
 
 
-def run_scenario(sc, out_dir=None, progress=None, capture=False, trusted=(), trace=True):
-    """Run one validated Scenario; write results.json, junit.xml and report.html into OUT_DIR when given."""
+def run_scenario(sc, out_dir=None, progress=None, capture=False, trusted=(), trace=True, launch="auto"):
+    """Run one validated Scenario; write results.json, junit.xml and report.html into OUT_DIR when given.
+    LAUNCH: how guests start, "exec" (mnexec each), "fork" (the run's launcher) or "auto" (fork above
+    FORK_GUESTS_ABOVE guests)."""
     from .report import write_report
-    run = ScenarioRun(sc, progress, trusted, Path(out_dir) if capture and out_dir is not None else None, trace)
+    run = ScenarioRun(sc, progress, trusted, Path(out_dir) if capture and out_dir is not None else None, trace,
+                      launch)
     try:
         result = run.execute()
     finally:

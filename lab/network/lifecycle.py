@@ -28,6 +28,7 @@ from .. import sysctl as sysctls
 from . import sysctls as kernel
 from .. import topology
 from ..errors import EnvironmentProblem, LabError
+from ..guests import guest_argv
 from .probes import OVS_FIX, ovs_kernel_module, ovs_running
 from .nodes import mininet_classes, new_record, run_marker
 from .teardown import MARKER, cleanup_dead_runs, remove_ovs_bridges, remove_run
@@ -89,6 +90,7 @@ class LabNetwork:
         self.controller = None
         self.effective_sysctls = {}
         self.processes = []
+        self._launcher = None           # the run's guest launcher (lab/network/launcher.py), once needed
         self.teardown_report = None     # remove_run()'s: refused processes, machine sysctls restored or left
         self._old_handlers = {}
 
@@ -167,6 +169,9 @@ class LabNetwork:
                     self.teardown_report = remove_run(self.record)
                     if self.net is not None:
                         self.net.release()
+                    if self._launcher is not None:   # killed with the run's processes: reap it
+                        self._launcher.stop()
+                        self._launcher = None
                     for proc in self.processes:   # reap: they were killed with their host
                         try:
                             proc.wait(5)
@@ -211,6 +216,23 @@ class LabNetwork:
         proc = subprocess.Popen(["mnexec", "-da", str(host.pid), *argv], **popen_kwargs)
         self.processes.append(proc)
         self.record.add_process(proc.pid, f"process on {host_name}: {argv[0]}")
+        return proc
+
+    def start_guest(self, host_name, program, args, env=None, fork=False):
+        """Start guest PROGRAM with ARGS in a host, ENV added to its environment; a Popen-like process whose
+        stdout/stderr are text pipes. Exec'd through mnexec (`ps` in the host shows its command line), or
+        with FORK forked from the run's guest launcher: ~40 times less CPU per guest, for runs of many."""
+        if not fork:
+            return self.start_process(host_name, guest_argv(program, args), env={**os.environ, **(env or {})},
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        host = self.host(host_name)
+        if self._launcher is None:
+            from .launcher import GuestLauncher
+            self._launcher = GuestLauncher({**os.environ, MARKER: self.record.run_id}).start()
+            self.record.add_process(self._launcher.proc.pid, "guest launcher")
+        proc = self._launcher.launch(host.pid, program, args, env=env)
+        self.processes.append(proc)
+        self.record.add_process(proc.pid, f"process on {host_name}: {program} (forked)")
         return proc
 
     def set_sysctls(self, host_name, settings):

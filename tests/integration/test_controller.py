@@ -146,6 +146,9 @@ def test_a_meter_with_seconds_is_reported_and_expires_by_itself(ofnet):
     try:
         answer = ctl.command(cmd="meter", kbps=5000, src=src, dst=dst, flags=None, seconds=1)
         rule = answer["rule"]
+        # The answer comes over the control channel, the event over the controller's stdout: it may follow.
+        assert wait_until(lambda: [e for e in _events(ctl, "rule", mark) if e["rule"] == rule], 5), \
+            "no rule event for the meter"
         [event] = [e for e in _events(ctl, "rule", mark) if e["rule"] == rule]
         assert event["kind"] == "meter" and event["kbps"] == 5000 and event["seconds"] == 1
         assert (event["src"], event["dst"], event["meter"]) == (src, dst, answer["meter"])
