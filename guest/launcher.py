@@ -58,7 +58,12 @@ def run_child(request, out_fd, err_fd, entered_fd, keep_closed):
         os.dup2(err_fd, 2)
         os.close(out_fd)
         os.close(err_fd)
+        cwd = os.getcwd()
         enter_host(request["host_pid"])
+        try:
+            os.chdir(cwd)                # joining a mount namespace moves us to its root; mnexec goes back too
+        except OSError:
+            pass
         os.write(entered_fd, b"1")
         os.close(entered_fd)
         os.environ.update(request.get("env") or {})
@@ -80,19 +85,36 @@ def run_child(request, out_fd, err_fd, entered_fd, keep_closed):
 
 
 def launch(ctl, request, fds, wake_fds):
+    """Fork the guest REQUEST asks for: (reply, pidfd or None). Never raises: a fork, pipe or pidfd that
+    fails (a pids limit, no descriptors left) costs that one guest, as a failed exec would."""
     if request.get("program") not in PROGRAMS or len(fds) != 2:
         for fd in fds:
             os.close(fd)
         return {"id": request.get("id"), "error": f"bad request: program {request.get('program')!r}, {len(fds)} fds"}, None
-    entered_r, entered_w = os.pipe()
-    pid = os.fork()
+    try:
+        entered_r, entered_w = os.pipe()
+    except OSError as e:
+        for fd in fds:
+            os.close(fd)
+        return {"id": request["id"], "error": f"pipe: {e}"}, None
+    try:
+        pid = os.fork()
+    except OSError as e:
+        for fd in (*fds, entered_r, entered_w):
+            os.close(fd)
+        return {"id": request["id"], "error": f"fork: {e}"}, None
     if pid == 0:
         run_child(request, fds[0], fds[1], entered_w, [ctl.fileno(), entered_r, *wake_fds])
     for fd in (*fds, entered_w):
         os.close(fd)
     # A pidfd opened here, before this loop can reap the child, always names it: the lab waits and signals
     # through it, so no PID reused after the reaping is ever hit.
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:                 # no descriptor to hold it by: it must not run unheld
+        os.kill(pid, signal.SIGKILL)     # our own unreaped child: the PID cannot be another's yet
+        os.close(entered_r)
+        return {"id": request["id"], "error": f"pidfd_open: {e}"}, None
     # The answer waits until the child is inside its host (or has failed to enter it, said on its stderr):
     # whatever the lab then sees of that PID is the guest's, in its host.
     entered = os.read(entered_r, 1) == b"1"

@@ -157,7 +157,8 @@ def storm(clients, say):
                       for i in range(1, clients + 1))
     sc = library.load_text(STORM.format(clients=clients, client_lines=lines), name=f"storm-{clients}")
     t0 = time.monotonic()
-    result = run_scenario(sc)
+    started = []          # when each guest had started (the runner says so once it has)
+    result = run_scenario(sc, progress=lambda line: started.append(time.monotonic()) if ": client " in line else None)
     wall = time.monotonic() - t0
     hosts_with_counters = sum(1 for h in result.hosts.values() if h.counters is not None)
     instant = (result.t0 or 0) + at
@@ -170,7 +171,8 @@ def storm(clients, say):
     row = {"clients": clients, "wall_s": wall, "status": result.status, "hosts_with_counters": hosts_with_counters,
            "hosts": len(result.hosts), "peak_rss_mib": peak_mib,
            "overflows": result.host("server").counter("TcpExt.ListenOverflows"), "connects": len(began),
-           "began_after_instant_s": spread, "s_per_client": STORM_START_S_PER_CLIENT}
+           "began_after_instant_s": spread, "s_per_client": STORM_START_S_PER_CLIENT,
+           "clients_started_s": round(started[-1] - result.t0, 2) if started and result.t0 else None}
     say(f"  {clients} clients: {wall:.1f} s end to end, {result.status}, counters for {hosts_with_counters}/"
         f"{len(result.hosts)} hosts, peak RSS {peak_mib:.0f} MiB, server ListenOverflows {row['overflows']}, "
         f"{len(began)} connects, begun after the common instant by (median / 90% / max) "
@@ -322,12 +324,19 @@ def write_markdown(path, m, figures, measured=None):
                   "max): " + ("/".join(f"{s['began_after_instant_s'][k]:.2f}" for k in ("median", "p90", "max"))
                               if s.get("began_after_instant_s") else "not measured") +
                   " (1000 Python clients waking at once on 2 cores take about a second to all call connect(); a "
-                  "maximum near the start time of the last guests means they started after the instant)", "",
-                  "Starting the 1000 client guests takes ~28 s (cProfile, 2026-11-25, this stop: per guest, the "
-                  "fork+exec of mnexec ~16 ms, most of it waiting for a CPU the guests already started keep busy, "
-                  "and two reader threads ~11 ms; 500 guests in 9.9 s, the next 500 in 18.3 s). That, not the "
-                  "network (8 s up, 1.8 s down), is what keeps the storm above 45 s; a guest launcher per host or "
-                  "one reader thread for all guests would be the next step. ", "",
+                  "maximum near the start time of the last guests means they started after the instant)",
+                  f"- the {s['clients']} client guests had all started {s.get('clients_started_s') or '?'} s after the "
+                  "timeline began (forked from the run's guest launcher: lab/network/launcher.py)", "",
+                  "The guests of a run with more than 32 are forked from one interpreter that has the guest programs "
+                  "loaded: ~4 ms each on an idle machine, against ~40 ms of CPU for an exec through mnexec (an "
+                  "interpreter's start and the program's imports each). At 1000 hosts they still take ~18 ms each "
+                  "(2026-11-26, `top` during the run): in the seconds after the network is up the kernel floods the "
+                  "hosts' IPv6 autoconfiguration multicast (router solicitations, MLD reports, DAD) to every port of "
+                  "the 1001-port bridge (softirq ~45% of both cores), and ovs-vswitchd, running for the OpenFlow "
+                  "scenarios, spends ~40% of a core on the 2000 new interfaces' netlink notices. Both are the "
+                  "kernel's and the OVS daemon's work that bare Mininet pays too; turning IPv6 off in the hosts "
+                  "would remove the first, at the price of hosts that differ from Mininet's (not done). "
+                  "Before the launcher (2026-11-25): 1000 exec'd guests took ~28 s, and the storm 47-68 s.", "",
                   "Earlier profile (89.7 s before the batched lifecycle): "
                   "network start ~8 s (spawning 1001 shells ~4 s: a network namespace and a bash each, CPU-bound on 2 "
                   "cores; ~3 s of kernel work flooding the hosts' IPv6 autoconfiguration multicast (MLD, DAD, RS) to "

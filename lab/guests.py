@@ -25,6 +25,13 @@ def guest_argv(program, args=()):
     return [sys.executable, "-S", "-u", str(GUEST_DIR / PROGRAMS[program]), *map(str, args)]
 
 
+def proc_ended(proc):
+    """Whether PROC (a Popen, or a guest forked by the launcher: lab/network/launcher.py) has ended. A forked
+    guest whose exit status is unknown has ended all the same, which Popen's poll() cannot say."""
+    ended = getattr(proc, "ended", None)
+    return ended if ended is not None else proc.poll() is not None
+
+
 class EventStream:
     """A child process that prints one JSON event per line: its events, its stderr, and waiting for one.
 
@@ -83,7 +90,7 @@ class EventStream:
                     if test(e):
                         return e
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._threads[0].is_alive()):
+                if left <= 0 or (proc_ended(self.proc) and not self._threads[0].is_alive()):
                     return None
                 self._cond.wait(min(left, 0.1))
 
@@ -110,7 +117,7 @@ class GuestProcess(EventStream):
         return event
 
     def running(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and not proc_ended(self.proc)
 
     def send_signal(self, sig):
         if self.running():

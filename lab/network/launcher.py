@@ -8,6 +8,7 @@ the part of subprocess.Popen the lab uses (pid, stdout, stderr, poll, wait, send
 Teardown needs nothing new: the launcher carries the run's TCPLAB_RUN marker (its children inherit it in
 /proc/PID/environ, as an exec'd guest's), the guests live in their hosts' namespaces, and both are recorded.
 """
+import collections
 import json
 import os
 import select
@@ -22,48 +23,64 @@ from ..errors import LabError
 from ..guests import GUEST_DIR
 
 
+def _kill_and_close(pidfd):
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
 class LaunchedProcess:
-    """One guest forked by the launcher: the Popen interface the lab's guests use."""
+    """One guest forked by the launcher: the Popen interface the lab's guests use, plus `ended`.
+
+    The pidfd (the launcher opened it before it could reap the child) says when the process has ended; the
+    exit status comes from the launcher, its parent, a moment later. Were the launcher killed first, the
+    status would stay None: unknown, not made up; `ended` still says the guest is gone (poll() cannot, as
+    Popen's None means "running")."""
 
     def __init__(self, launcher, pid, pidfd, stdout, stderr):
         self.launcher, self.pid, self.stdout, self.stderr = launcher, pid, stdout, stderr
         self.args = None
-        # The pidfd (the launcher opened it before it could reap the child) says when the process has ended,
-        # even when the launcher, its parent and the one that learns its exit status, was killed first: the
-        # status then stays None, unknown rather than made up.
         self._pidfd = pidfd
-        self._gone = False
+        self._status = None            # cached once known: a later guest may reuse the PID
+
+    @property
+    def ended(self):
+        return self._check(0)
 
     @property
     def returncode(self):
-        return self.launcher.status(self.pid) if self._gone else None
+        if self._status is None and self._pidfd is None:
+            self._status = self.launcher.status(self.pid)
+        return self._status
 
-    def _ended(self, timeout):
-        if self._gone:
-            return True
+    def _check(self, timeout):
+        """True once the process has ended, waiting up to TIMEOUT seconds (None: for ever)."""
         if self._pidfd is None:
             return True
         poller = select.poll()           # not select(): at a storm's scale descriptors pass 1024
         poller.register(self._pidfd, select.POLLIN)
-        if not poller.poll(None if timeout == float("inf") else max(0, int(timeout * 1000))):
+        if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
             return False
-        self._gone = True
         os.close(self._pidfd)
         self._pidfd = None
-        self.launcher.wait_status(self.pid, 1.0)     # the exit report follows the exit by a moment
         return True
 
     def poll(self):
-        return self.returncode if self._ended(0) else None
+        return self.returncode if self._check(0) else None
 
     def wait(self, timeout=None):
-        if not self._ended(float("inf") if timeout is None else timeout):
+        if not self._check(timeout):
             raise subprocess.TimeoutExpired(f"guest {self.pid}", timeout)
+        if self.returncode is None:
+            self.launcher.wait_status(self.pid, 1.0)     # the exit report follows the exit by a moment
         return self.returncode
 
     def send_signal(self, sig):
-        # Through the pidfd: once the process has ended its PID may be another's.
-        if self._pidfd is not None and not self._ended(0):
+        # Through the pidfd, while it is open: once the process has ended its PID may be another's.
+        if not self._check(0):
             try:
                 signal.pidfd_send_signal(self._pidfd, sig)
             except ProcessLookupError:
@@ -88,7 +105,9 @@ class GuestLauncher:
         self._replies = {}
         self._statuses = {}
         self._next_id = 0
+        self._abandoned = set()     # requests whose answer came too late: their guests are killed
         self._closed = False
+        self._stderr = collections.deque(maxlen=40)   # the launcher's own stderr, read as it comes
 
     def start(self, timeout=10.0):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -112,12 +131,21 @@ class GuestLauncher:
             raise LabError(f"the guest launcher did not start: {err.strip()[-400:] or 'no answer'}")
         ours.settimeout(None)
         threading.Thread(target=self._read, daemon=True, name="launcher-replies").start()
+        # Drained all along: a full pipe would block the launcher (and with it every later launch).
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True, name="launcher-stderr")
+        self._stderr_reader.start()
         return self
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self._stderr.append(line.decode(errors="replace"))
 
     def _read(self):
         while True:
             try:
                 msg, fds, _, _ = socket.recv_fds(self.sock, 65536, 1)
+                for fd in fds:      # Python 3.11's recv_fds drops its flags argument (MSG_CMSG_CLOEXEC)
+                    os.set_inheritable(fd, False)
             except OSError:
                 msg, fds = b"", []
             if not msg:
@@ -126,7 +154,14 @@ class GuestLauncher:
             with self._cond:
                 if "exit" in reply:
                     self._statuses[reply["exit"]] = reply["status"]
+                elif reply.get("id") in self._abandoned:
+                    self._abandoned.discard(reply["id"])
+                    for fd in fds:          # its launch gave up waiting: nobody holds this guest
+                        _kill_and_close(fd)
                 else:
+                    # A PID seen again is a new process: an old status under it is not this one's (the
+                    # launcher answers a launch before it can report that child's exit).
+                    self._statuses.pop(reply.get("pid"), None)
                     reply["pidfd"] = fds[0] if fds else None
                     self._replies[reply["id"]] = reply
                 self._cond.notify_all()
@@ -165,7 +200,8 @@ class GuestLauncher:
             code = self.proc.wait(2)
         except subprocess.TimeoutExpired:
             return "it is still running"
-        err = self.proc.stderr.read().decode(errors="replace").strip()
+        time.sleep(0.1)              # the stderr reader's last lines
+        err = "".join(self._stderr).strip()
         return f"it exited with status {code}: {err[-600:] or 'nothing on stderr'}"
 
     def _reply(self, rid, timeout):
@@ -174,6 +210,7 @@ class GuestLauncher:
             while rid not in self._replies:
                 left = deadline - time.monotonic()
                 if self._closed or left <= 0:
+                    self._abandoned.add(rid)
                     return {"error": "the launcher ended" if self._closed else f"no answer in {timeout:.0f} s"}
                 self._cond.wait(left)
             return self._replies.pop(rid)
@@ -205,4 +242,6 @@ class GuestLauncher:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-            self.proc.stderr.close()
+            self._stderr_reader.join(2)        # at EOF: the launcher is gone
+            if not self._stderr_reader.is_alive():
+                self.proc.stderr.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.guests import GuestProcess
 from lab.library import load_text
 from lab.network import LabNetwork, NetworkSpec
 from lab.runner import FORK_GUESTS_ABOVE, run_scenario
@@ -23,28 +24,51 @@ def _netns(pid):
 
 
 def test_forked_guests_run_in_their_hosts_and_report_what_the_kernel_did():
+    started = []
     with LabNetwork(NetworkSpec("single", args=[3]), purpose="test launcher") as lab:
-        server = lab.start_guest("h1", "server", ["--port", "9000", "--accept", "never", "--backlog", "1"], fork=True)
-        clients = [lab.start_guest(h, "client", ["connect", "10.0.0.1:9000", "--count", "3", "--timeout", "1"],
-                                   fork=True) for h in ("h2", "h3")]
-        # each in its own host's namespace (not the launcher's, not the lab's)
-        assert _netns(server.pid) == _netns(lab.host("h1").pid) != _netns(os.getpid())
-        assert {_netns(c.pid) for c in clients} == {_netns(lab.host("h2").pid), _netns(lab.host("h3").pid)}
-        for c in clients:
-            assert c.wait(20) == 0, c.stderr.read()
-            lines = c.stdout.read()
-            assert '"event": "summary"' in lines and '"attempts": 3' in lines
-        # The exit status comes from the launcher: a signal shows as minus its number, as with Popen.
-        assert server.poll() is None
-        server.send_signal(signal.SIGKILL)
-        assert server.wait(5) == -signal.SIGKILL
-        ss = subprocess.run(["mnexec", "-a", str(lab.host("h1").pid), "ss", "-Htln", "sport", "= :9000"],
-                            capture_output=True, text=True).stdout
-        assert ss.strip() == "", "the killed server's listener is still there"
-        bad = lab.start_guest("h2", "client", ["no-such-mode"], fork=True)
-        assert bad.wait(5) == 2 and "invalid choice" in bad.stderr.read()
-        for proc in (server, *clients, bad):
-            proc.stdout.close(), proc.stderr.close()
+        try:
+            _forked_guests(lab, started)
+        finally:
+            for proc in started:
+                proc.stdout.close(), proc.stderr.close()
+
+
+def _forked_guests(lab, started):
+    def start(host, *args):
+        started.append(lab.start_guest(host, args[0], list(args[1:]), fork=True))
+        return started[-1]
+    server = start("h1", "server", "--port", "9000", "--accept", "never", "--backlog", "1")
+    clients = [start(h, "client", "connect", "10.0.0.1:9000", "--count", "3", "--timeout", "1") for h in ("h2", "h3")]
+    # each in its own host's namespace (not the launcher's, not the lab's), in the lab's directory (as
+    # mnexec leaves it), held by a descriptor no program the lab starts inherits
+    assert _netns(server.pid) == _netns(lab.host("h1").pid) != _netns(os.getpid())
+    assert os.readlink(f"/proc/{server.pid}/cwd") == os.getcwd()
+    assert not os.get_inheritable(server._pidfd)
+    assert {_netns(c.pid) for c in clients} == {_netns(lab.host("h2").pid), _netns(lab.host("h3").pid)}
+    for c in clients:
+        assert c.wait(20) == 0, c.stderr.read()
+        lines = c.stdout.read()
+        assert '"event": "summary"' in lines and '"attempts": 3' in lines
+    # The exit status comes from the launcher: a signal shows as minus its number, as with Popen.
+    assert server.poll() is None
+    server.send_signal(signal.SIGKILL)
+    assert server.wait(5) == -signal.SIGKILL
+    ss = subprocess.run(["mnexec", "-a", str(lab.host("h1").pid), "ss", "-Htln", "sport", "= :9000"],
+                        capture_output=True, text=True).stdout
+    assert ss.strip() == "", "the killed server's listener is still there"
+    bad = start("h2", "client", "no-such-mode")
+    assert bad.wait(5) == 2 and "invalid choice" in bad.stderr.read()
+
+
+def test_a_guest_outliving_a_killed_launcher_is_seen_to_end_with_its_status_unknown():
+    with LabNetwork(NetworkSpec("single", args=[2]), purpose="test launcher killed") as lab:
+        g = GuestProcess("s", "h1", "server", ["--port", "9000", "--duration", "1.5"], fork=True).start(lab)
+        assert g.wait_event("listening", 5), g.stderr
+        lab._launcher.proc.kill()           # its parent, the one that would learn its exit status
+        assert wait_until(lambda: not g.running(), 5), "the guest still reads as running after it ended"
+        assert g.proc.ended and g.proc.returncode is None      # unknown, not made up
+        assert g.wait_event("summary", 2)["reason"] == "duration"
+        g.stop()
 
 
 FEW = """
@@ -78,6 +102,7 @@ def test_the_same_scenario_gives_the_same_verdicts_exec_or_forked(tmp_path):
 KILLED = """
 import sys, time
 from lab.runner import run_scenario
+from lab.guests import GuestProcess
 from lab.library import load_text
 text = open(sys.argv[1]).read()
 run_scenario(load_text(text, name="killed"), progress=lambda line: print(line, flush=True), launch="fork")
