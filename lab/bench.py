@@ -135,6 +135,9 @@ guests:
     program: server
     args: {{port: 9000, backlog: 64, accept: never, queue-interval: 0.05}}
 {client_lines}
+hosts:
+  "*":
+    sysctl: {{net.ipv6.conf.all.disable_ipv6: 1, net.ipv6.conf.default.disable_ipv6: 1}}
 duration: 60
 expect:
   - "app: max accept-queue.length in [65, 66]"
@@ -142,12 +145,12 @@ expect:
 """
 
 
-# Every client waits for one instant, set far enough ahead for all client processes to have started. At 1000
-# they are forked from the run's guest launcher (lab/network/launcher.py), ~4 ms each alone but ~18 ms each
-# here (2026-11-26): the kernel is still flooding the 1000 hosts' IPv6 autoconfiguration multicast to every
-# port of the bridge (softirq ~45% of both cores) and ovs-vswitchd, when running, takes ~40% processing the
-# 2000 new interfaces' netlink notices. The row gives how long after the instant the connects began.
-STORM_START_S_PER_CLIENT = 0.02
+# Every client waits for one instant, set far enough ahead for all client processes to have started: forked
+# from the run's guest launcher (lab/network/launcher.py), 1000 start in ~6 s here (2026-11-26), or 15-19 s
+# while the hosts' IPv6 autoconfiguration multicast still floods the 1001-port bridge (softirq ~45% of both
+# cores): the storm is an IPv4 lesson, so its hosts turn IPv6 off. The row gives how long after the instant
+# the connects began, and when the last client had started.
+STORM_START_S_PER_CLIENT = 0.01
 
 
 def storm(clients, say):
@@ -328,15 +331,19 @@ def write_markdown(path, m, figures, measured=None):
                   f"- the {s['clients']} client guests had all started {s.get('clients_started_s') or '?'} s after the "
                   "timeline began (forked from the run's guest launcher: lab/network/launcher.py)", "",
                   "The guests of a run with more than 32 are forked from one interpreter that has the guest programs "
-                  "loaded: ~4 ms each on an idle machine, against ~40 ms of CPU for an exec through mnexec (an "
-                  "interpreter's start and the program's imports each). At 1000 hosts they still take ~18 ms each "
-                  "(2026-11-26, `top` during the run): in the seconds after the network is up the kernel floods the "
-                  "hosts' IPv6 autoconfiguration multicast (router solicitations, MLD reports, DAD) to every port of "
-                  "the 1001-port bridge (softirq ~45% of both cores), and ovs-vswitchd, running for the OpenFlow "
-                  "scenarios, spends ~40% of a core on the 2000 new interfaces' netlink notices. Both are the "
-                  "kernel's and the OVS daemon's work that bare Mininet pays too; turning IPv6 off in the hosts "
-                  "would remove the first, at the price of hosts that differ from Mininet's (not done). "
-                  "Before the launcher (2026-11-25): 1000 exec'd guests took ~28 s, and the storm 47-68 s.", "",
+                  "loaded (~4 ms each on an idle machine, against ~40 ms of CPU for an exec through mnexec: an "
+                  "interpreter's start and the program's imports), and one thread reads all their pipes "
+                  "(lab/pipereader.py). The storm's hosts turn IPv6 off (`hosts: \"*\": sysctl: "
+                  "{net.ipv6.conf.all.disable_ipv6: 1, ...}`, set as soon as the network is up): otherwise the "
+                  "1000 hosts' router solicitations and MLD reports, each flooded to every port of the 1001-port "
+                  "bridge for the first ~10 s, keep softirq at ~45% of both cores and the guests take 15-19 ms each "
+                  "to start. Measured 2026-11-26, 1000 clients: three runs as on this page, 28.0, 28.4 and 29.2 s; with IPv6 on and the instant at 22 s, 41.3 and 42.2 s "
+                  "end to end (guests started by 14.9 and 18.8 s); before the shared reader 45.1, 45.4 and 48.5 s "
+                  "(a cProfile run: launch round trips 11.0 s, two reader threads per guest 4.3 s at the start and "
+                  "4.1 s of joins at the end); before the launcher (2026-11-25), 1000 exec'd guests took ~28 s and "
+                  "the storm 47-68 s. ovs-vswitchd, running for the OpenFlow scenarios, also spends ~40% of a core "
+                  "on the 2000 new interfaces' netlink notices (`top` during a run): the OVS daemon's work, which "
+                  "bare Mininet pays too.", "",
                   "Earlier profile (89.7 s before the batched lifecycle): "
                   "network start ~8 s (spawning 1001 shells ~4 s: a network namespace and a bash each, CPU-bound on 2 "
                   "cores; ~3 s of kernel work flooding the hosts' IPv6 autoconfiguration multicast (MLD, DAD, RS) to "

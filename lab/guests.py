@@ -44,13 +44,22 @@ class EventStream:
         self._stderr = []
         self._cond = threading.Condition()
         self._threads = []
+        self._stdout_done = threading.Event()
+        self._stderr_done = threading.Event()
 
     @property
     def stderr(self):
         return "".join(self._stderr)
 
-    def attach(self, proc):
+    def attach(self, proc, shared_reader=False):
+        """Read PROC's stdout and stderr: on a thread each, or with SHARED_READER on the one thread that
+        reads every such child's pipes (lab/pipereader.py: for a storm's thousand guests)."""
         self.proc = proc
+        if shared_reader:
+            from .pipereader import READER
+            READER.add(proc.stdout, self._event_line, self._events_ended)
+            READER.add(proc.stderr, self._stderr_line, self._stderr_done.set)
+            return
         for target in (self._read_events, self._read_stderr):
             t = threading.Thread(target=target, daemon=True)
             t.start()
@@ -60,24 +69,42 @@ class EventStream:
         """Subclasses add their own fields to each event."""
         return event
 
+    def _event_line(self, line):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            event = {"event": "output", "text": line.rstrip("\n"), "t": time.monotonic()}
+        with self._cond:
+            self.events.append(self.decorate(event))
+            self._cond.notify_all()
+
+    def _events_ended(self):
+        with self._cond:
+            self._stdout_done.set()
+            self._cond.notify_all()
+
+    def _stderr_line(self, line):
+        self._stderr.append(line)
+        del self._stderr[:-100]          # the tail is what explains a failure
+
     def _read_events(self):
         for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "output", "text": line.rstrip("\n"), "t": time.monotonic()}
-            with self._cond:
-                self.events.append(self.decorate(event))
-                self._cond.notify_all()
+            self._event_line(line)
         self.proc.stdout.close()
-        with self._cond:
-            self._cond.notify_all()
+        self._events_ended()
 
     def _read_stderr(self):
         for line in self.proc.stderr:
-            self._stderr.append(line)
-            del self._stderr[:-100]          # the tail is what explains a failure
+            self._stderr_line(line)
         self.proc.stderr.close()
+        self._stderr_done.set()
+
+    def wait_closed(self, timeout):
+        """Wait until the child has closed both pipes and every line is in."""
+        self._stdout_done.wait(timeout)
+        self._stderr_done.wait(timeout)
 
     def wait_event(self, match, timeout):
         """The first event whose kind is MATCH (or for which MATCH(event) is true), waiting up to TIMEOUT
@@ -90,7 +117,7 @@ class EventStream:
                     if test(e):
                         return e
                 left = deadline - time.monotonic()
-                if left <= 0 or (proc_ended(self.proc) and not self._threads[0].is_alive()):
+                if left <= 0 or (proc_ended(self.proc) and self._stdout_done.is_set()):
                     return None
                 self._cond.wait(min(left, 0.1))
 
@@ -108,7 +135,8 @@ class GuestProcess(EventStream):
     def start(self, net):
         self.started_at = time.monotonic()
         env = {"TCPLAB_CONGESTION": self.congestion} if self.congestion else None
-        self.attach(net.start_guest(self.host, self.program, self.args, env=env, fork=self.fork))
+        self.attach(net.start_guest(self.host, self.program, self.args, env=env, fork=self.fork),
+                    shared_reader=self.fork)
         return self
 
     def decorate(self, event):
@@ -139,8 +167,7 @@ class GuestProcess(EventStream):
             if not self.wait(grace):
                 self.proc.kill()
                 self.proc.wait(5)
-        for t in self._threads:
-            t.join(2)
+        self.wait_closed(2)
 
     def summary(self):
         for e in reversed(self.events):
