@@ -90,16 +90,20 @@ class EventStream:
         del self._stderr[:-100]          # the tail is what explains a failure
 
     def _read_events(self):
-        for line in self.proc.stdout:
-            self._event_line(line)
-        self.proc.stdout.close()
-        self._events_ended()
+        try:
+            for line in self.proc.stdout:
+                self._event_line(line)
+        finally:            # also when a line cannot be decoded: waiters must not wait out their timeouts
+            self.proc.stdout.close()
+            self._events_ended()
 
     def _read_stderr(self):
-        for line in self.proc.stderr:
-            self._stderr_line(line)
-        self.proc.stderr.close()
-        self._stderr_done.set()
+        try:
+            for line in self.proc.stderr:
+                self._stderr_line(line)
+        finally:
+            self.proc.stderr.close()
+            self._stderr_done.set()
 
     def wait_closed(self, timeout):
         """Wait until the child has closed both pipes and every line is in."""

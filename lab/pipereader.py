@@ -47,8 +47,13 @@ class PipeReader:
         with self._lock:
             pending, self._pending = self._pending, []
         for pipe, on_line, on_eof in pending:
-            os.set_blocking(pipe.fileno(), False)
-            selector.register(pipe.fileno(), selectors.EVENT_READ, [pipe, on_line, on_eof, b""])
+            try:
+                os.set_blocking(pipe.fileno(), False)
+                selector.register(pipe.fileno(), selectors.EVENT_READ, [pipe, on_line, on_eof, b""])
+            except (OSError, ValueError, KeyError):     # a pipe closed before it was read: its end, at once
+                traceback.print_exc()
+                pipe.close()
+                on_eof()
 
     def _run(self, selector, wake_fd):
         while True:
@@ -86,4 +91,5 @@ class PipeReader:
 
 
 READER = PipeReader()
-# A child forked from the lab (not exec'd) must not share the parent's selector: it starts its own.
+# A child forked from the lab (not exec'd) must not share the parent's selector, lock or pending pipes.
+os.register_at_fork(after_in_child=lambda: globals().__setitem__("READER", PipeReader()))

@@ -223,8 +223,10 @@ class LabNetwork:
         stdout/stderr are text pipes. Exec'd through mnexec (`ps` in the host shows its command line), or
         with FORK forked from the run's guest launcher: ~40 times less CPU per guest, for runs of many."""
         if not fork:
+            # errors="replace": a byte that is not UTF-8 becomes U+FFFD in its line (as in the shared reader),
+            # not an exception that would end the reader thread
             return self.start_process(host_name, guest_argv(program, args), env={**os.environ, **(env or {})},
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
         host = self.host(host_name)
         if self._launcher is None:
             from .launcher import GuestLauncher

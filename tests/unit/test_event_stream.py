@@ -4,6 +4,7 @@ what the stream must hold, in order."""
 import subprocess
 import sys
 import threading
+import time
 
 from lab.guests import EventStream
 
@@ -15,8 +16,9 @@ BOTH = pytest.mark.parametrize("shared", [False, True], ids=["thread-per-pipe", 
 
 def child(code, shared=True):
     stream = EventStream()
+    # as LabNetwork.start_guest opens an exec'd guest's pipes
     stream.attach(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True), shared_reader=shared)
+                                   stderr=subprocess.PIPE, text=True, errors="replace"), shared_reader=shared)
     return stream
 
 
@@ -74,3 +76,16 @@ def test_a_bad_callback_does_not_deafen_the_other_streams(capsys):
     assert "a bug in one stream" in capsys.readouterr().err
     s = child("print('{\"event\": \"fine\"}')")
     assert s.wait_event("fine", 10) == {"event": "fine"}
+    s.proc.wait(10)
+    s.wait_closed(10)
+
+
+@BOTH
+def test_undecodable_output_ends_the_stream_instead_of_hanging_its_waiters(shared):
+    s = child("import os; os.write(1, b'\\xff\\n'); os.write(2, b'\\xff\\n')", shared)
+    started = time.monotonic()
+    assert s.wait_event("never", 10) is None
+    s.proc.wait(10)
+    s.wait_closed(10)
+    assert time.monotonic() - started < 5, "a waiter waited out its timeout"
+    assert [e["text"] for e in s.events] == ["\ufffd"] and s.stderr == "\ufffd\n"
