@@ -46,13 +46,13 @@ def enter_host(host_pid):
     os.setsid()
 
 
-def run_child(request, out_fd, err_fd, entered_fd, keep_closed):
+def run_child(request, out_fd, err_fd, entered_fd, to_close):
     """In the forked child: become the guest and never return. A byte on ENTERED_FD once inside the host."""
     code = 1
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for fd in keep_closed:
+        for fd in to_close:
             os.close(fd)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
